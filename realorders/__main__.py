@@ -1,0 +1,3 @@
+from realorders.cli import main
+
+main()

@@ -1,0 +1,14 @@
+"""The ``realorders`` command line (Typer + Rich); a thin layer over :class:`realorders.Client`."""
+
+from __future__ import annotations
+
+import sys
+
+from . import catalogue, engine, orders  # noqa: F401  (registers the commands)
+from .app import app, run_cli
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    sys.exit(run_cli())

@@ -1,0 +1,166 @@
+"""Set-up, catalogue and stock commands: init, products …, inventory …"""
+
+from __future__ import annotations
+
+import typer
+
+from realorders.client import Client
+from realorders.engine.backends.sqlite_schema import SCHEMA_VERSION
+from realorders.errors import UsageError
+
+from .app import app, err, fail, settings
+from .output import Format, render
+
+products_app = typer.Typer(help="The product catalogue: product_id, name, price.",
+                           no_args_is_help=True)
+inventory_app = typer.Typer(help="Stock per product: on_hand, reserved, available.",
+                            no_args_is_help=True)
+app.add_typer(products_app, name="products")
+app.add_typer(inventory_app, name="inventory")
+
+PRODUCT_COLUMNS = [("product_id", "PRODUCT"), ("name", "NAME"), ("price", "PRICE")]
+LEVEL_COLUMNS = [("product_id", "PRODUCT"), ("name", "NAME"), ("on_hand", "ON HAND"),
+                 ("reserved", "RESERVED"), ("available", "AVAILABLE"),
+                 ("backordered", "BACKORDERED")]
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    inventory: str | None = typer.Option(
+        None, "--inventory", help="Load catalogue and stock from CSV or JSON "
+        "(product_id,name,price,stock).",
+    ),
+) -> None:
+    """Create the database (safe to repeat) and optionally load the catalogue and stock."""
+    cfg = settings(ctx)
+    existed = cfg.db.exists()
+    with cfg.client(create=True) as client:
+        verb = "using existing" if existed else "created"
+        err.print(f"{verb} database {cfg.db} (schema v{SCHEMA_VERSION})", highlight=False)
+        if inventory is not None:
+            added, updated = client.init(inventory)
+            err.print(f"loaded {inventory}: {added} products added, {updated} updated",
+                      highlight=False)
+
+
+def _price(value: float) -> float:
+    if value < 0:
+        raise UsageError(f"price cannot be negative, got {value}")
+    return value
+
+
+@products_app.command("list")
+def products_list(
+    ctx: typer.Context,
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json, ndjson or csv."),
+) -> None:
+    """List the catalogue."""
+    with settings(ctx).client() as client:
+        render(client.products(), fmt, PRODUCT_COLUMNS)
+
+
+@products_app.command("show")
+def products_show(
+    ctx: typer.Context,
+    product_id: str = typer.Argument(..., help="Product id."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json, ndjson or csv."),
+) -> None:
+    """Show one product with its stock."""
+    with settings(ctx).client() as client:
+        product = client.product(product_id)
+        level = next((lv for lv in client.levels() if lv.product_id == product_id), None)
+        record = {**product, **(level.to_dict() if level else {})}
+        if fmt is Format.json:
+            from .output import write_json
+
+            write_json(record)
+        else:
+            render([record], fmt, PRODUCT_COLUMNS + LEVEL_COLUMNS[2:])
+
+
+@products_app.command("add")
+def products_add(
+    ctx: typer.Context,
+    product_id: str = typer.Argument(..., help="Product id."),
+    name: str = typer.Option(..., "--name", help="Display name."),
+    price: float = typer.Option(..., "--price", help="Unit price."),
+    stock: int = typer.Option(0, "--stock", min=0, help="Initial on-hand stock."),
+) -> None:
+    """Add a product (with optional initial stock)."""
+    with settings(ctx).client() as client:
+        client.add_product(product_id, name, _price(price), stock)
+        err.print(f"added {product_id}", highlight=False)
+
+
+@products_app.command("update")
+def products_update(
+    ctx: typer.Context,
+    product_id: str = typer.Argument(..., help="Product id."),
+    name: str | None = typer.Option(None, "--name", help="New display name."),
+    price: float | None = typer.Option(None, "--price", help="New unit price."),
+) -> None:
+    """Change a product's name or price (orders already accepted keep their price)."""
+    if name is None and price is None:
+        raise UsageError("nothing to update: pass --name and/or --price")
+    with settings(ctx).client() as client:
+        client.update_product(product_id, name=name,
+                              price=None if price is None else _price(price))
+        err.print(f"updated {product_id}", highlight=False)
+
+
+@products_app.command("remove")
+def products_remove(
+    ctx: typer.Context,
+    product_id: str = typer.Argument(..., help="Product id."),
+) -> None:
+    """Remove a product (refused while open orders hold its stock)."""
+    with settings(ctx).client() as client:
+        client.remove_product(product_id)
+        err.print(f"removed {product_id}", highlight=False)
+
+
+@inventory_app.command("list")
+def inventory_list(
+    ctx: typer.Context,
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json, ndjson or csv."),
+) -> None:
+    """Stock per product (available = on_hand - reserved), with backordered order counts."""
+    with settings(ctx).client() as client:
+        render([level.to_dict() for level in client.levels()], fmt, LEVEL_COLUMNS)
+
+
+def _apply(client: Client, position: int, what: str, timeout: float) -> None:
+    if not client.engine_running():
+        err.print(f"{what} queued; it applies when the engine runs (`realorders run`)",
+                  highlight=False)
+        return
+    if not client.wait_processed(position, timeout=timeout):
+        raise fail(f"{what} queued, but the engine has not applied it within {timeout}s")
+    err.print(f"{what} applied", highlight=False)
+
+
+@inventory_app.command("set")
+def inventory_set(
+    ctx: typer.Context,
+    product_id: str = typer.Argument(..., help="Product id."),
+    quantity: int = typer.Argument(..., min=0, help="New on-hand quantity."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the engine."),
+) -> None:
+    """Set on-hand stock (not below what is reserved); wakes backorders if it rises."""
+    with settings(ctx).client() as client:
+        position = client.set_stock(product_id, quantity)
+        _apply(client, position, f"stock of {product_id} set to {quantity}", timeout)
+
+
+@inventory_app.command("restock")
+def inventory_restock(
+    ctx: typer.Context,
+    product_id: str = typer.Argument(..., help="Product id."),
+    quantity: int = typer.Argument(..., min=1, help="Units arriving."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the engine."),
+) -> None:
+    """Add stock; backordered orders waiting for it are woken in arrival order."""
+    with settings(ctx).client() as client:
+        position = client.restock(product_id, quantity)
+        _apply(client, position, f"restock of {product_id} by {quantity}", timeout)

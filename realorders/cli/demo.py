@@ -1,0 +1,165 @@
+"""``realorders demo``: the whole product in one command.
+
+A scratch database gets the bundled example catalogue; orders from the
+examples trickle in while the engine runs with visible fulfilment delays;
+half-way a scarce product is restocked (waking its backorders) and one order
+is cancelled. A live Rich view shows counts, the event stream and stock.
+Everything goes through the public :class:`realorders.Client` API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections import deque
+from importlib.resources import files
+from pathlib import Path
+
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from realorders.client import Client
+from realorders.domain import TERMINAL, Event, Status
+from realorders.engine import Delays, Engine
+from realorders.intake import ParsedOrder, read_orders
+
+from .app import err, out
+from .output import STATUS_STYLE, clock, status_text
+
+_SCARCE = "HD-03"  # restocked half-way: its backorders wake up in arrival order
+
+
+def examples_dir() -> Path:
+    return Path(str(files("realorders") / "examples"))
+
+
+def run_demo(path: str | None, speed: float) -> None:
+    directory = Path(path) if path else Path(tempfile.mkdtemp(prefix="realorders-demo-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    db = directory / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    examples = examples_dir()
+    with Client(db) as client:
+        client.init(examples / "inventory.csv")
+        with (examples / "orders.ndjson").open("rb") as stream:
+            parsed = [o.order for o in read_orders(stream, "ndjson", "orders.ndjson")
+                      if isinstance(o, ParsedOrder)]
+        err.print(f"demo database: {db}  ({len(parsed)} example orders, "
+                  f"{len(client.products())} products)", highlight=False)
+        delays = Delays(pack=0.8 / speed, ship=1.0 / speed, deliver=1.2 / speed)
+        asyncio.run(_play(client, parsed, delays, speed))
+        report = client.check()
+        counts = client.backend.orders.counts()
+    out.print(Text("finished: ") + Text(", ".join(f"{n} {s}" for s, n in counts.items() if n)))
+    out.print(f"check: {'every invariant holds' if report.ok else report.problems[0]}")
+    out.print(Text.assemble("explore it:  ", (f"realorders --db {db} list", "bold"), " · ",
+                            (f"realorders --db {db} show ORD-0001", "bold"), " · ",
+                            (f"realorders --db {db} stats", "bold")))
+
+
+async def _play(client: Client, orders: list, delays: Delays, speed: float) -> None:  # type: ignore[type-arg]
+    engine = Engine(client.backend, delays=delays, poll_interval=0.02, report_interval=3600)
+    engine_task = asyncio.create_task(engine.run())
+    recent: deque[Event] = deque(maxlen=12)
+    cursor = client.backend.events.head()
+    start = time.monotonic()
+    live_view = out.is_terminal
+    cancelled = restocked = False
+
+    def frame() -> Group:
+        return _frame(client, recent, time.monotonic() - start)
+
+    with Live(frame(), console=out, refresh_per_second=8, transient=False) if live_view \
+            else _NoLive() as live:
+        for index in range(0, len(orders), 3):
+            for order in orders[index : index + 3]:
+                client.submit(order)
+            cursor = _drain(client, cursor, recent, live_view)
+            if not cancelled and index >= 12:
+                cancelled = _cancel_one(client)
+            if not restocked and index >= 30:
+                client.restock(_SCARCE, 6)
+                restocked = True
+            live.update(frame())
+            await asyncio.sleep(0.35 / speed)
+        deadline = time.monotonic() + 30 / speed
+        while time.monotonic() < deadline:
+            cursor = _drain(client, cursor, recent, live_view)
+            live.update(frame())
+            if _settled(client):
+                break
+            await asyncio.sleep(0.1)
+    engine.stop()
+    await engine_task
+
+
+def _drain(client: Client, cursor: int, recent: deque[Event], live_view: bool) -> int:
+    for cursor, event in client.backend.events.tail(cursor, 500):  # noqa: B020
+        recent.append(event)
+        if not live_view:
+            line = Text.assemble(clock(event.at), "  ", event.order_id, "  ",
+                                 status_text(event.status))
+            if event.reason:
+                line.append(f"  {event.reason}", style="dim")
+            out.print(line)
+    return cursor
+
+
+def _cancel_one(client: Client) -> bool:
+    for state in client.list(status=Status.RESERVED, limit=1) or client.list(
+            status=Status.BACKORDERED, limit=1):
+        client.cancel(state.id, "customer changed their mind (demo)")
+        return True
+    return False
+
+
+def _settled(client: Client) -> bool:
+    if client.engine_info().backlog:
+        return False
+    counts = client.backend.orders.counts()
+    return all(n == 0 for s, n in counts.items()
+               if Status(s) not in TERMINAL and s != Status.BACKORDERED)
+
+
+def _frame(client: Client, recent: deque[Event], elapsed: float) -> Group:
+    counts = client.backend.orders.counts()
+    flow = Text()
+    for status in Status:
+        flow.append(f" {status.value} ", style=f"bold {STATUS_STYLE[status]}")
+        flow.append(f"{counts[status.value]:>3}  ")
+    events = Table(show_edge=False, header_style="bold", expand=True)
+    for header in ("AT", "ORDER", "STATUS", "REASON"):
+        events.add_column(header, no_wrap=header != "REASON")
+    for event in reversed(recent):
+        events.add_row(clock(event.at), event.order_id, status_text(event.status),
+                       event.reason or "")
+    stock = Table(show_edge=False, header_style="bold")
+    for header in ("PRODUCT", "ON HAND", "RESERVED", "AVAILABLE", "WAITING"):
+        stock.add_column(header, justify="left" if header == "PRODUCT" else "right")
+    for level in client.levels():
+        style = "yellow" if level.backordered else ("red" if level.available == 0 else "")
+        stock.add_row(level.product_id, str(level.on_hand), str(level.reserved),
+                      str(level.available), str(level.backordered), style=style)
+    return Group(
+        Panel(flow, title=f"realorders demo · {elapsed:4.1f}s", title_align="left"),
+        Panel(events, title="latest events", title_align="left"),
+        Panel(stock, title="inventory", title_align="left"),
+    )
+
+
+class _NoLive:
+    """Stands in for rich.live.Live when stdout is not a terminal (events print as lines)."""
+
+    def __enter__(self) -> _NoLive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, renderable: object) -> None:
+        return None

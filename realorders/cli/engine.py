@@ -1,0 +1,61 @@
+"""Running the engine: ``run`` in the foreground, and the guided ``demo``."""
+
+from __future__ import annotations
+
+import typer
+
+from realorders.engine import Delays
+from realorders.errors import UsageError
+
+from .app import app, err, settings
+
+
+def parse_delays(spec: str | None) -> Delays:
+    if not spec:
+        return Delays()
+    try:
+        return Delays.parse(spec)
+    except ValueError as exc:
+        raise UsageError(f"--delays {exc}") from None
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="Return once no command is pending and no order can move."
+    ),
+    delays: str | None = typer.Option(
+        None, "--delays", help="Fulfilment delays in seconds, e.g. pack=1,ship=2,deliver=3."
+    ),
+    batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Commands per commit."),
+) -> None:
+    """Run the engine in the foreground (Ctrl-C or SIGTERM stop it after its current commit)."""
+    cfg = settings(ctx)
+    parsed = parse_delays(delays)
+    with cfg.client() as client:
+        info = client.engine_info()
+        err.print(
+            f"engine starting on {cfg.db}: {info.backlog:,} commands waiting"
+            + ("" if until_idle else "; Ctrl-C to stop"),
+            highlight=False,
+        )
+        stats = client.run(until_idle=until_idle, delays=parsed, batch_size=batch_size)
+        err.print(
+            f"engine stopped at position {client.backend.position():,}: {stats.commands:,} "
+            f"commands, {stats.events:,} events, {stats.finished:,} orders finished",
+            highlight=False,
+        )
+
+
+@app.command()
+def demo(
+    path: str | None = typer.Option(
+        None, "--path", help="Directory for the demo database (default: a new temp dir)."
+    ),
+    speed: float = typer.Option(1.0, "--speed", min=0.1, max=20, help="Faster (>1) or slower."),
+) -> None:
+    """Watch orders flow: a scratch database, the bundled examples and a live view."""
+    from .demo import run_demo
+
+    run_demo(path, speed)

@@ -1,0 +1,359 @@
+"""The Python API: everything the CLI does, as plain method calls.
+
+>>> from realorders import Client, LineItem
+>>> with Client("shop.db") as shop:                         # doctest: +SKIP
+...     shop.init(inventory="examples/inventory.csv")
+...     order_id = shop.submit(customer_id="ada", items=[LineItem("SKU-1", 2)]).order_id
+...     shop.run(until_idle=True)
+...     shop.get(order_id).status
+<Status.DELIVERED: 'delivered'>
+
+A client appends commands and reads the read model; only :meth:`run` (the
+engine) changes order state, so any number of clients can share a database
+with one running engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from realorders.catalogue_file import read_inventory
+from realorders.check import CheckReport, check
+from realorders.domain import CANCELLABLE, TERMINAL, Event, LineItem, Order, OrderState, Status
+from realorders.engine import Delays, Engine, EngineStats
+from realorders.engine.backends.sqlite import SqliteBackend
+from realorders.engine.ports import (
+    CommandKind,
+    EngineInfo,
+    IntakeOutcome,
+    IntakeResult,
+    OrderFilter,
+    StockLevel,
+)
+from realorders.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    RefusedError,
+    UsageError,
+)
+from realorders.ids import new_id
+from realorders.importer import ImportReport, import_orders
+from realorders.intake import Format
+
+__all__ = ["BACKENDS", "Client", "OrderView"]
+
+BACKENDS = ("sqlite",)
+_SETTLED = TERMINAL | {Status.BACKORDERED}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """An order as ``show`` presents it: its state (or queued submission) and its events."""
+
+    state: OrderState | None
+    submitted: Order | None
+    events: list[Event]
+
+    @property
+    def queued(self) -> bool:
+        """Accepted by intake, not yet processed by the engine."""
+        return self.state is None
+
+    @property
+    def status(self) -> Status:
+        return Status.PENDING if self.state is None else self.state.status
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.state is not None:
+            data = self.state.to_dict()
+        else:
+            assert self.submitted is not None
+            data = {
+                **self.submitted.to_dict(),
+                "status": Status.PENDING.value,
+                "total": None,
+                "version": 0,
+                "created_at": None,
+                "updated_at": None,
+                "terminal_at": None,
+            }
+        data["queued"] = self.queued
+        data["events"] = [event_dict(e) for e in self.events]
+        return data
+
+
+def event_dict(event: Event, cursor: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "order_id": event.order_id,
+        "seq": event.seq,
+        "status": event.status.value,
+        "at": event.at,
+    }
+    if event.reason is not None:
+        data["reason"] = event.reason
+    if cursor is not None:
+        data["cursor"] = cursor
+    return data
+
+
+class Client:
+    """A handle on one realorders store (today: one SQLite file)."""
+
+    def __init__(
+        self, db: str | Path = "realorders.db", *, backend: str = "sqlite", create: bool = True
+    ) -> None:
+        if backend not in BACKENDS:
+            raise UsageError(
+                f"unknown backend {backend!r}: this version supports {', '.join(BACKENDS)}"
+            )
+        self.backend = SqliteBackend(db, create=create)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- set-up and catalogue -------------------------------------------------
+
+    def init(self, inventory: str | Path | None = None) -> tuple[int, int]:
+        """Create the store (idempotent) and optionally load catalogue and stock from a file.
+
+        Returns (products added, products updated).
+        """
+        if inventory is None:
+            return (0, 0)
+        rows = read_inventory(str(inventory))
+        if self.backend.engine_running():
+            raise RefusedError(
+                "an engine is running on this database; stop it before "
+                "loading an inventory file (or use `inventory set`)"
+            )
+        return self.backend.catalogue.load([(r.product_id, r.name, r.price, r.stock) for r in rows])
+
+    def products(self) -> list[dict[str, Any]]:
+        return self.backend.catalogue.list()
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        return self.backend.catalogue.get(product_id)
+
+    def add_product(self, product_id: str, name: str, price: float, stock: int = 0) -> None:
+        self.backend.catalogue.add(product_id, name, price, stock)
+
+    def update_product(
+        self, product_id: str, *, name: str | None = None, price: float | None = None
+    ) -> None:
+        self.backend.catalogue.update(product_id, name, price)
+
+    def remove_product(self, product_id: str) -> None:
+        self.backend.catalogue.remove(product_id)
+
+    # -- inventory ------------------------------------------------------------
+
+    def levels(self) -> list[StockLevel]:
+        return self.backend.orders.levels()
+
+    def restock(self, product_id: str, quantity: int) -> int:
+        """Queue a restock (the engine applies it and wakes backorders); returns its position."""
+        self.product(product_id)
+        if quantity < 1:
+            raise InputError(f"restock quantity must be at least 1, got {quantity}")
+        return self.backend.commands.append(
+            CommandKind.RESTOCK, None, {"product_id": product_id, "quantity": quantity}
+        )
+
+    def set_stock(self, product_id: str, quantity: int) -> int:
+        """Queue an absolute on-hand level; refused now if it is below what is reserved."""
+        self.product(product_id)
+        if quantity < 0:
+            raise InputError(f"stock cannot be negative, got {quantity}")
+        for level in self.levels():
+            if level.product_id == product_id and quantity < level.reserved:
+                raise RefusedError(
+                    f"{product_id}: {level.reserved} units are reserved by open "
+                    f"orders; on hand cannot go below that (asked {quantity})"
+                )
+        return self.backend.commands.append(
+            CommandKind.SET_STOCK, None, {"product_id": product_id, "quantity": quantity}
+        )
+
+    # -- orders ---------------------------------------------------------------
+
+    def submit(
+        self,
+        order: Order | None = None,
+        *,
+        customer_id: str | None = None,
+        items: Sequence[LineItem] = (),
+        order_id: str | None = None,
+        notes: str | None = None,
+    ) -> IntakeResult:
+        """Append one order. The same order again is a no-op (outcome ``duplicate``)."""
+        if order is None:
+            if not customer_id:
+                raise InputError("an order needs a customer")
+            if not items:
+                raise InputError("an order needs at least one item")
+            order = Order(order_id or new_id(), customer_id, tuple(items), notes)
+        (result,) = self.backend.commands.append_orders([order])
+        if result.outcome is IntakeOutcome.CONFLICT:
+            raise ConflictError(
+                f"order {order.id!r} was already submitted with different "
+                "content; the stored order is kept"
+            )
+        return result
+
+    def import_file(
+        self, stream: BinaryIO, fmt: Format, source: str, **options: Any
+    ) -> ImportReport:
+        """Stream orders from a file; see :func:`realorders.importer.import_orders`."""
+        return import_orders(self.backend, stream, fmt, source, **options)
+
+    def get(self, order_id: str) -> OrderView:
+        state = self.backend.orders.get(order_id)
+        submitted = None
+        if state is None:
+            submitted = self.backend.commands.submitted(order_id)
+            if submitted is None:
+                raise NotFoundError(f"no order {order_id!r}")
+        return OrderView(state, submitted, self.backend.events.history(order_id))
+
+    def list(
+        self,
+        *,
+        status: Status | None = None,
+        customer_id: str | None = None,
+        limit: int | None = 100,
+        id_prefix: str | None = None,
+    ) -> list[OrderState]:
+        """Orders the engine has processed, newest first."""
+        return self.backend.orders.list(OrderFilter(status, customer_id, id_prefix, limit))
+
+    def queued(self, limit: int = 100) -> list[tuple[Order, int, float]]:
+        """Submissions the engine has not processed yet, newest first."""
+        return self.backend.commands.queued(self.backend.position(), limit)
+
+    def cancel(self, order_id: str, reason: str | None = None) -> int:
+        """Queue a cancellation; refused now if the order is already past cancelling."""
+        view = self.get(order_id)
+        if view.status not in CANCELLABLE:
+            raise RefusedError(
+                f"order {order_id!r} is {view.status.value}; only orders not yet "
+                "shipped can be cancelled"
+            )
+        return self.backend.commands.append(CommandKind.CANCEL, order_id, {"reason": reason})
+
+    def wait_processed(
+        self, position: int, timeout: float | None = None, poll: float = 0.05
+    ) -> bool:
+        """Block until the engine has committed ``position``; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.backend.position() < position:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    def wait(
+        self,
+        order_ids: Iterable[str],
+        *,
+        settled: bool = False,
+        timeout: float | None = None,
+        poll: float = 0.05,
+    ) -> dict[str, OrderState]:
+        """Block until every order is terminal (or, with ``settled``, terminal or backordered).
+
+        Returns the states reached; on timeout, returns those reached so far.
+        """
+        waiting = set(order_ids)
+        done: dict[str, OrderState] = {}
+        targets = _SETTLED if settled else TERMINAL
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while waiting:
+            for order_id, state in self.backend.orders.get_many(list(waiting)).items():
+                if state.status in targets:
+                    done[order_id] = state
+                    waiting.discard(order_id)
+            if not waiting or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(poll)
+        return done
+
+    def watch(
+        self,
+        order_ids: Sequence[str] = (),
+        *,
+        status: Status | None = None,
+        from_start: bool = False,
+        until_done: bool = False,
+        timeout: float | None = None,
+        poll: float = 0.1,
+    ) -> Iterator[tuple[int, Event]]:
+        """Yield committed events as they land (cursor, event); see ``realorders watch``."""
+        from realorders.watching import follow
+
+        return follow(
+            self,
+            order_ids,
+            status=status,
+            from_start=from_start,
+            until_done=until_done,
+            timeout=timeout,
+            poll=poll,
+        )
+
+    # -- the engine -----------------------------------------------------------
+
+    def engine(self, *, delays: Delays | None = None, batch_size: int = 2000) -> Engine:
+        return Engine(self.backend, delays=delays, batch_size=batch_size)
+
+    def run(
+        self,
+        *,
+        until_idle: bool = False,
+        delays: Delays | None = None,
+        batch_size: int = 2000,
+        handle_signals: bool = True,
+    ) -> EngineStats:
+        """Run the engine in this thread until stopped (SIGINT/SIGTERM) or idle."""
+        engine = self.engine(delays=delays, batch_size=batch_size)
+
+        async def main() -> EngineStats:
+            if handle_signals:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, engine.stop)
+            return await engine.run(until_idle=until_idle)
+
+        return asyncio.run(main())
+
+    def engine_info(self) -> EngineInfo:
+        return self.backend.engine_info()
+
+    def engine_running(self) -> bool:
+        return self.backend.engine_running()
+
+    def stats(self, window: float = 60.0) -> dict[str, Any]:
+        data = self.backend.orders.stats(window)
+        data["engine"] = {"running": self.engine_running(), "position": self.backend.position()}
+        return data
+
+    def check(self) -> CheckReport:
+        return check(self.backend)

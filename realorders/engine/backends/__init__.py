@@ -1,0 +1,1 @@
+"""Backends: one implementation of every port per deployment."""

@@ -1,0 +1,404 @@
+"""The embedded backend: every port on one SQLite file.
+
+One engine process writes order state (guarded by an ``flock`` on a lock file
+beside the database, which the OS releases if the engine is killed); any
+number of other processes append commands and read. Each engine batch is one
+``BEGIN IMMEDIATE`` transaction holding its events, order rows, stock and
+command position, so a crash leaves either all of a batch or none of it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from realorders.domain import Order
+from realorders.engine.backends.sqlite_inventory import SqliteInventory
+from realorders.engine.backends.sqlite_read import SqliteEventLog, SqliteReadModel
+from realorders.engine.backends.sqlite_schema import connect, migrate
+from realorders.engine.ports import (
+    Changes,
+    Command,
+    CommandKind,
+    EngineInfo,
+    IntakeOutcome,
+    IntakeResult,
+)
+from realorders.errors import EngineBusyError, NotFoundError, RealordersError, RefusedError
+
+__all__ = ["SqliteBackend", "SqliteCatalogue", "SqliteCommandLog"]
+
+_KINDS = {k.value: k for k in CommandKind}
+
+
+class _Tx:
+    """``with _Tx(conn):`` — a write transaction that waits its turn instead of failing."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+class SqliteCommandLog:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def append_orders(self, orders: Sequence[Order]) -> list[IntakeResult]:
+        if not orders:
+            return []
+        now = time.time()
+        with _Tx(self._conn) as conn:
+            known = self.digests([o.id for o in orders])
+            position = conn.execute("SELECT coalesce(max(position), 0) FROM commands").fetchone()[0]
+            rows: list[tuple[Any, ...]] = []
+            results: list[IntakeResult] = []
+            for order in orders:
+                digest = order.digest()
+                seen = known.get(order.id)
+                if seen is not None:
+                    outcome = IntakeOutcome.DUPLICATE if seen == digest else IntakeOutcome.CONFLICT
+                    results.append(IntakeResult(order.id, outcome))
+                    continue
+                position += 1
+                known[order.id] = digest
+                rows.append(
+                    (position, "submit", order.id, digest, orjson.dumps(order.to_dict()), now)
+                )
+                results.append(IntakeResult(order.id, IntakeOutcome.ACCEPTED, position))
+            conn.executemany(
+                "INSERT INTO commands (position, kind, order_id, digest, body, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return results
+
+    def digests(self, order_ids: Sequence[str]) -> dict[str, bytes]:
+        """Content digests of the given ids already submitted (the idempotency ledger)."""
+        found: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(order_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._conn.execute(
+                    "SELECT order_id, digest FROM commands "
+                    f"WHERE kind = 'submit' AND order_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+        return found
+
+    def append(self, kind: CommandKind, order_id: str | None, body: dict[str, Any]) -> int:
+        with _Tx(self._conn) as conn:
+            cursor = conn.execute(
+                "INSERT INTO commands (position, kind, order_id, body, at) VALUES "
+                "((SELECT coalesce(max(position), 0) + 1 FROM commands), ?, ?, ?, ?)",
+                (kind.value, order_id, orjson.dumps(body), time.time()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def read(self, after: int, limit: int) -> list[Command]:
+        return [
+            Command(position, _KINDS[kind], order_id, orjson.loads(body), at)
+            for position, kind, order_id, body, at in self._conn.execute(
+                "SELECT position, kind, order_id, body, at FROM commands "
+                "WHERE position > ? ORDER BY position LIMIT ?",
+                (after, limit),
+            )
+        ]
+
+    def submitted(self, order_id: str) -> Order | None:
+        row = self._conn.execute(
+            "SELECT body FROM commands WHERE kind = 'submit' AND order_id = ?", (order_id,)
+        ).fetchone()
+        return None if row is None else Order.from_dict(orjson.loads(row[0]))
+
+    def queued(self, after: int, limit: int) -> list[tuple[Order, int, float]]:
+        """Submissions the engine has not processed yet, newest first."""
+        return [
+            (Order.from_dict(orjson.loads(body)), position, at)
+            for position, body, at in self._conn.execute(
+                "SELECT position, body, at FROM commands WHERE kind = 'submit' AND position > ? "
+                "ORDER BY position DESC LIMIT ?",
+                (after, limit),
+            )
+        ]
+
+
+class SqliteCatalogue:
+    """Products (reference data): edited directly, since no order state depends on a write here."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def list(self) -> list[dict[str, Any]]:
+        return [
+            {"product_id": pid, "name": name, "price": price}
+            for pid, name, price in self._conn.execute(
+                "SELECT product_id, name, price FROM products ORDER BY product_id"
+            )
+        ]
+
+    def get(self, product_id: str) -> dict[str, Any]:
+        row = self._conn.execute(
+            "SELECT product_id, name, price FROM products WHERE product_id = ?", (product_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no product {product_id!r}")
+        return {"product_id": row[0], "name": row[1], "price": row[2]}
+
+    def add(self, product_id: str, name: str, price: float, stock: int = 0) -> None:
+        with _Tx(self._conn) as conn:
+            if conn.execute(
+                "SELECT 1 FROM products WHERE product_id = ?", (product_id,)
+            ).fetchone():
+                raise RefusedError(f"product {product_id!r} exists already (use products update)")
+            conn.execute("INSERT INTO products VALUES (?, ?, ?)", (product_id, name, price))
+            self._initial_stock(conn, product_id, stock)
+
+    def _initial_stock(self, conn: sqlite3.Connection, product_id: str, stock: int) -> None:
+        conn.execute(
+            "INSERT INTO stock (product_id, on_hand, reserved) VALUES (?, ?, 0) "
+            "ON CONFLICT (product_id) DO NOTHING",
+            (product_id, stock),
+        )
+        conn.execute(
+            "INSERT INTO stock_ledger (product_id, delta, kind, at) VALUES (?, ?, 'initial', ?)",
+            (product_id, stock, time.time()),
+        )
+
+    def update(self, product_id: str, name: str | None, price: float | None) -> None:
+        with _Tx(self._conn) as conn:
+            current = conn.execute(
+                "SELECT name, price FROM products WHERE product_id = ?", (product_id,)
+            ).fetchone()
+            if current is None:
+                raise NotFoundError(f"no product {product_id!r}")
+            conn.execute(
+                "UPDATE products SET name = ?, price = ? WHERE product_id = ?",
+                (
+                    current[0] if name is None else name,
+                    current[1] if price is None else price,
+                    product_id,
+                ),
+            )
+
+    def remove(self, product_id: str) -> None:
+        with _Tx(self._conn) as conn:
+            if not conn.execute(
+                "SELECT 1 FROM products WHERE product_id = ?", (product_id,)
+            ).fetchone():
+                raise NotFoundError(f"no product {product_id!r}")
+            row = conn.execute(
+                "SELECT reserved FROM stock WHERE product_id = ?", (product_id,)
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                raise RefusedError(
+                    f"product {product_id!r} has {row[0]} units reserved by open orders; "
+                    "cancel or ship them first"
+                )
+            conn.execute("DELETE FROM products WHERE product_id = ?", (product_id,))
+
+    def load(self, rows: Sequence[tuple[str, str, float, int]]) -> tuple[int, int]:
+        """Upsert products and set stock from an inventory file; returns (added, updated).
+
+        Only for products without reserved stock: setting on_hand under a
+        running engine would race its in-memory levels, so ``init`` refuses
+        when an engine is running (see :meth:`SqliteBackend.load_inventory`).
+        """
+        added = updated = 0
+        now = time.time()
+        with _Tx(self._conn) as conn:
+            for product_id, name, price, stock in rows:
+                existing = conn.execute(
+                    "SELECT coalesce(s.on_hand, 0), coalesce(s.reserved, 0) FROM products p "
+                    "LEFT JOIN stock s USING (product_id) WHERE p.product_id = ?",
+                    (product_id,),
+                ).fetchone()
+                conn.execute(
+                    "INSERT INTO products VALUES (?, ?, ?) ON CONFLICT (product_id) DO UPDATE "
+                    "SET name = excluded.name, price = excluded.price",
+                    (product_id, name, price),
+                )
+                if existing is None:
+                    added += 1
+                    self._initial_stock(conn, product_id, stock)
+                    continue
+                updated += 1
+                on_hand, reserved = existing
+                if stock < reserved:
+                    raise RefusedError(
+                        f"{product_id}: stock {stock} is below the {reserved} units reserved"
+                    )
+                conn.execute(
+                    "INSERT INTO stock (product_id, on_hand, reserved) VALUES (?, ?, 0) "
+                    "ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand",
+                    (product_id, stock),
+                )
+                if stock != on_hand:
+                    conn.execute(
+                        "INSERT INTO stock_ledger (product_id, delta, kind, at) "
+                        "VALUES (?, ?, 'set', ?)",
+                        (product_id, stock - on_hand, now),
+                    )
+        return added, updated
+
+
+class SqliteBackend:
+    """All ports over one database file; see the module docstring for who writes what."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise RealordersError(
+                f"no database at {self.path} (run `realorders init` first, or pass --db)"
+            )
+        try:
+            self._conn = connect(self.path)
+            migrate(self._conn)
+        except sqlite3.DatabaseError as exc:
+            raise RealordersError(f"{self.path}: not a realorders database ({exc})") from None
+        self.commands = SqliteCommandLog(self._conn)
+        self.events = SqliteEventLog(self._conn)
+        self.orders = SqliteReadModel(self._conn)
+        self.inventory = SqliteInventory(self._conn)
+        self.catalogue = SqliteCatalogue(self._conn)
+        self._lock_fd: int | None = None
+
+    # -- engine side ----------------------------------------------------------
+
+    def claim_engine(self) -> None:
+        lock_path = f"{self.path}.engine.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            info = self.engine_info()
+            raise EngineBusyError(
+                f"another engine (pid {info.pid}) is already running on {self.path}"
+            ) from None
+        self._lock_fd = fd
+        now = time.time()
+        with _Tx(self._conn) as conn:
+            conn.execute(
+                "UPDATE engine SET pid = ?, started_at = ?, heartbeat_at = ?",
+                (os.getpid(), now, now),
+            )
+        self.inventory.load()
+
+    def release_engine(self) -> None:
+        if self._lock_fd is None:
+            return
+        with _Tx(self._conn) as conn:
+            conn.execute("UPDATE engine SET pid = NULL, heartbeat_at = NULL")
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+    def engine_running(self) -> bool:
+        """Whether some process holds the engine lock right now (exact, not a heartbeat guess)."""
+        if self._lock_fd is not None:
+            return True
+        try:
+            fd = os.open(f"{self.path}.engine.lock", os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    def commit(self, changes: Changes) -> None:
+        now = time.time()
+        with _Tx(self._conn) as conn:
+            if changes.events:
+                conn.executemany(
+                    "INSERT INTO events (order_id, seq, status, at, data) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            e.order_id,
+                            e.seq,
+                            e.status.value,
+                            e.at,
+                            None if e.data is None else orjson.dumps(e.data),
+                        )
+                        for e in changes.events
+                    ],
+                )
+            if changes.orders:
+                conn.executemany(
+                    "INSERT INTO orders (id, customer_id, status, items, total, notes, reason, "
+                    "version, arrival, created_at, updated_at, terminal_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "status = excluded.status, reason = excluded.reason, "
+                    "version = excluded.version, updated_at = excluded.updated_at, "
+                    "terminal_at = excluded.terminal_at",
+                    [
+                        (
+                            s.id,
+                            s.customer_id,
+                            s.status.value,
+                            orjson.dumps(s.items),
+                            s.total,
+                            s.notes,
+                            s.reason,
+                            s.version,
+                            s.arrival,
+                            s.created_at,
+                            s.updated_at,
+                            s.terminal_at,
+                        )
+                        for s in changes.orders.values()
+                    ],
+                )
+            self.inventory.flush()
+            conn.execute(
+                "UPDATE engine SET position = ?, heartbeat_at = ?", (changes.position, now)
+            )
+
+    def heartbeat(self, position: int) -> None:
+        with _Tx(self._conn) as conn:
+            conn.execute(
+                "UPDATE engine SET heartbeat_at = ? WHERE position = ?", (time.time(), position)
+            )
+
+    def position(self) -> int:
+        return int(self._conn.execute("SELECT position FROM engine").fetchone()[0])
+
+    def engine_info(self) -> EngineInfo:
+        position, pid, started, heartbeat, head = self._conn.execute(
+            "SELECT position, pid, started_at, heartbeat_at, "
+            "(SELECT coalesce(max(position), 0) FROM commands) FROM engine"
+        ).fetchone()
+        return EngineInfo(
+            pid=pid, started_at=started, heartbeat_at=heartbeat, position=position, head=head
+        )
+
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for ``check`` and tests that inspect tables."""
+        return self._conn
+
+    def close(self) -> None:
+        self.release_engine()
+        self._conn.close()

@@ -1,0 +1,176 @@
+"""Inventory on SQLite: decided in memory by the one engine, written at each group commit.
+
+The engine process is the only writer of stock (every other process appends a
+command), so keeping levels in memory is exact; :meth:`flush` runs inside the
+engine's commit transaction, so stock and the events that moved it are
+durable together or not at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from realorders.domain import HOLDS_STOCK, LineItem
+from realorders.engine.ports import Reservation
+
+__all__ = ["SqliteInventory"]
+
+
+def _needs(lines: Sequence[LineItem]) -> dict[str, int]:
+    needs: dict[str, int] = {}
+    for line in lines:
+        needs[line.product_id] = needs.get(line.product_id, 0) + line.quantity
+    return needs
+
+
+class SqliteInventory:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._stock: dict[str, list[int]] = {}  # product_id -> [on_hand, reserved]
+        self._holding: set[str] = set()
+        self._dirty: set[str] = set()
+        self._ledger: list[tuple[str, int, str, float]] = []
+        self._loaded = False
+
+    # -- engine side ----------------------------------------------------------
+
+    def load(self) -> None:
+        """Read levels and which orders hold stock; called when an engine starts."""
+        self._stock = {
+            pid: [on_hand, reserved]
+            for pid, on_hand, reserved in self._conn.execute(
+                "SELECT p.product_id, coalesce(s.on_hand, 0), coalesce(s.reserved, 0) "
+                "FROM products p LEFT JOIN stock s USING (product_id)"
+            )
+        }
+        marks = ",".join("?" * len(HOLDS_STOCK))
+        self._holding = {
+            row[0]
+            for row in self._conn.execute(
+                f"SELECT id FROM orders WHERE status IN ({marks})",
+                [s.value for s in HOLDS_STOCK],
+            )
+        }
+        self._dirty.clear()
+        self._ledger.clear()
+        self._loaded = True
+
+    def _level(self, product_id: str) -> list[int] | None:
+        level = self._stock.get(product_id)
+        if level is None:
+            # a product added since the engine started
+            row = self._conn.execute(
+                "SELECT coalesce(s.on_hand, 0), coalesce(s.reserved, 0) FROM products p "
+                "LEFT JOIN stock s USING (product_id) WHERE p.product_id = ?",
+                (product_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            level = self._stock[product_id] = [row[0], row[1]]
+        return level
+
+    def reserve_many(self, requests: Sequence[tuple[str, Sequence[LineItem]]]) -> list[Reservation]:
+        results: list[Reservation] = []
+        ok = Reservation(ok=True)
+        for order_id, lines in requests:
+            if order_id in self._holding:
+                results.append(ok)
+                continue
+            needs = _needs(lines)
+            levels = {pid: self._level(pid) for pid in needs}
+            unknown = tuple(sorted(pid for pid, level in levels.items() if level is None))
+            if unknown:
+                results.append(Reservation(ok=False, unknown=unknown))
+                continue
+            shortages = tuple(
+                (pid, qty, level[0] - level[1])
+                for pid, qty in needs.items()
+                if (level := levels[pid]) is not None and level[0] - level[1] < qty
+            )
+            if shortages:
+                results.append(Reservation(ok=False, shortages=shortages))
+                continue
+            for pid, qty in needs.items():
+                level = levels[pid]
+                assert level is not None
+                level[1] += qty
+                self._dirty.add(pid)
+            self._holding.add(order_id)
+            results.append(ok)
+        return results
+
+    def release(self, order_id: str, lines: Sequence[LineItem]) -> None:
+        if order_id not in self._holding:
+            return
+        self._holding.discard(order_id)
+        for pid, qty in _needs(lines).items():
+            level = self._level(pid)
+            if level is not None:
+                level[1] -= qty
+                self._dirty.add(pid)
+
+    def consume(self, order_id: str, lines: Sequence[LineItem]) -> None:
+        if order_id not in self._holding:
+            return
+        self._holding.discard(order_id)
+        for pid, qty in _needs(lines).items():
+            level = self._level(pid)
+            if level is not None:
+                level[0] -= qty
+                level[1] -= qty
+                self._dirty.add(pid)
+
+    def restock(self, product_id: str, quantity: int, at: float) -> None:
+        level = self._level(product_id)
+        if level is None:
+            return
+        level[0] += quantity
+        self._dirty.add(product_id)
+        self._ledger.append((product_id, quantity, "restock", at))
+
+    def set_on_hand(self, product_id: str, quantity: int, at: float) -> str | None:
+        level = self._level(product_id)
+        if level is None:
+            return f"unknown product {product_id!r}"
+        if quantity < level[1]:
+            return f"{product_id}: cannot set on hand to {quantity}, {level[1]} reserved"
+        self._ledger.append((product_id, quantity - level[0], "set", at))
+        level[0] = quantity
+        self._dirty.add(product_id)
+        return None
+
+    def available(self, product_id: str) -> int:
+        level = self._level(product_id)
+        return 0 if level is None else level[0] - level[1]
+
+    def prices(self, product_ids: Iterable[str]) -> dict[str, float]:
+        ids = list(set(product_ids))
+        prices: dict[str, float] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            prices.update(
+                self._conn.execute(
+                    f"SELECT product_id, price FROM products WHERE product_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+        return prices
+
+    def flush(self) -> None:
+        """Write changed levels and ledger entries; call inside the commit transaction."""
+        if self._dirty:
+            self._conn.executemany(
+                "INSERT INTO stock (product_id, on_hand, reserved) VALUES (?, ?, ?) "
+                "ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, "
+                "reserved = excluded.reserved",
+                [(pid, *self._stock[pid]) for pid in self._dirty],
+            )
+            self._dirty.clear()
+        if self._ledger:
+            self._conn.executemany(
+                "INSERT INTO stock_ledger (product_id, delta, kind, at) VALUES (?, ?, ?, ?)",
+                self._ledger,
+            )
+            self._ledger.clear()

@@ -1,0 +1,148 @@
+"""SQLite schema, its version and migrations, and the connection settings.
+
+The version lives in ``PRAGMA user_version``; each migration is a script run
+in one transaction, so a database is always at a whole version. Add a
+migration by appending to ``MIGRATIONS``; never edit a released one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+__all__ = ["SCHEMA_VERSION", "connect", "migrate"]
+
+_V1 = """
+CREATE TABLE commands (
+    position INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    order_id TEXT,
+    digest BLOB,
+    body BLOB NOT NULL,
+    at REAL NOT NULL
+);
+-- the intake's idempotency ledger: one submission per order id
+CREATE UNIQUE INDEX commands_submit ON commands(order_id) WHERE kind = 'submit';
+
+CREATE TABLE events (
+    cursor INTEGER PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    at REAL NOT NULL,
+    data BLOB
+);
+CREATE UNIQUE INDEX events_order_seq ON events(order_id, seq);
+
+CREATE TABLE orders (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    items BLOB NOT NULL,
+    total REAL,
+    notes TEXT,
+    reason TEXT,
+    version INTEGER NOT NULL,
+    arrival INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    terminal_at REAL
+) WITHOUT ROWID;
+CREATE INDEX orders_arrival ON orders(arrival);
+CREATE INDEX orders_status ON orders(status, arrival);
+CREATE INDEX orders_customer ON orders(customer_id, arrival);
+
+CREATE TABLE products (
+    product_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    price REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE stock (
+    product_id TEXT PRIMARY KEY,
+    on_hand INTEGER NOT NULL DEFAULT 0,
+    reserved INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- every change to on_hand other than shipping: what `check` balances stock against
+CREATE TABLE stock_ledger (
+    id INTEGER PRIMARY KEY,
+    product_id TEXT NOT NULL,
+    delta INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL
+);
+
+CREATE TABLE engine (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL,
+    pid INTEGER,
+    started_at REAL,
+    heartbeat_at REAL
+);
+INSERT INTO engine (id, position) VALUES (1, 0);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open with the settings every realorders process shares.
+
+    WAL lets readers (``watch``, ``list``) run beside the one writer at a time;
+    a long busy timeout plus ``BEGIN IMMEDIATE`` for every write means
+    concurrent ``import``/``run``/``cancel`` wait their turn instead of
+    failing with "database is locked". ``synchronous=NORMAL`` in WAL mode
+    keeps every commit atomic and consistent after a crash of the process;
+    only an OS crash or power loss may lose the last commits.
+    """
+    if readonly:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 60000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+    return conn
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; safe to call on every start."""
+    version = current_version(conn)
+    if version > SCHEMA_VERSION:
+        from realorders.errors import RealordersError
+
+        raise RealordersError(
+            f"database schema version {version} is newer than this realorders "
+            f"understands ({SCHEMA_VERSION}); upgrade realorders"
+        )
+    while version < SCHEMA_VERSION:
+        script = MIGRATIONS[version]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if current_version(conn) == version:  # another process may have migrated meanwhile
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version = current_version(conn)
+    return version
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration on ';' (our scripts hold no ';' inside literals or triggers)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

@@ -1,0 +1,220 @@
+"""The engine loop: read commands, let the actors react, commit the batch.
+
+One batch = up to ``batch_size`` commands plus any timer messages that fired
+meanwhile. All of a batch's effects (events, order rows, stock, the command
+position) go to the backend in one :meth:`Backend.commit`, which is what makes
+a crash safe: a restarted engine resumes after the last committed position
+and never sees half a batch. Inventory commands (restock, set) start a batch
+of their own so that the backordered orders they wake are all committed and
+visible to the query that finds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from realorders.domain import NEXT_STAGE, Order
+from realorders.engine.actors import Advance, Cancel, Delays, Scheduler, Submit, Wake
+from realorders.engine.ports import Backend, Changes, Command, CommandKind
+
+__all__ = ["Engine", "EngineStats"]
+
+log = logging.getLogger("realorders.engine")
+
+_INVENTORY_KINDS = frozenset({CommandKind.RESTOCK, CommandKind.SET_STOCK})
+_WAKE_PAGE = 500
+
+
+@dataclass(slots=True)
+class EngineStats:
+    batches: int = 0
+    commands: int = 0
+    events: int = 0
+    finished: int = 0
+
+
+class Engine:
+    """Runs the lifecycle of every order on one :class:`Backend`.
+
+    ``max_live`` bounds the actors kept in memory (orders waiting on a
+    fulfilment timer): at the bound the engine stops reading new commands
+    until some finish, which is the back-pressure the intake feels.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        delays: Delays | None = None,
+        batch_size: int = 2000,
+        max_live: int = 100_000,
+        poll_interval: float = 0.05,
+        report_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.batch_size = batch_size
+        self.max_live = max_live
+        self.poll_interval = poll_interval
+        self.report_interval = report_interval
+        self.clock = clock
+        self._wakeup = asyncio.Event()
+        self.scheduler = Scheduler(
+            backend.inventory, delays or Delays(), clock, on_message=self._wakeup.set
+        )
+        self.position = 0
+        self.stats = EngineStats()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch, commit it and return."""
+        self._stopping = True
+        self._wakeup.set()
+
+    async def run(self, *, until_idle: bool = False) -> EngineStats:
+        """Process commands until stopped (or, with ``until_idle``, until nothing can move)."""
+        backend = self.backend
+        backend.claim_engine()
+        try:
+            self.scheduler.loop = asyncio.get_running_loop()
+            self.position = backend.position()
+            self._recover()
+            last_beat = last_report = time.monotonic()
+            while not self._stopping:
+                if time.monotonic() - last_report >= self.report_interval:
+                    self._report()
+                    last_report = time.monotonic()
+                commands = self._next_commands()
+                if commands or self.scheduler.busy:
+                    self._step(commands)
+                    last_beat = time.monotonic()
+                    await asyncio.sleep(0)  # let due timers and signal handlers run
+                    continue
+                if until_idle and self.scheduler.timers == 0:
+                    break
+                if time.monotonic() - last_beat >= 1.0:
+                    backend.heartbeat(self.position)
+                    last_beat = time.monotonic()
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+        finally:
+            backend.release_engine()
+        self._report()
+        return self.stats
+
+    def _report(self) -> None:
+        stats = self.stats
+        log.info(
+            "position %d: %d commands, %d events, %d orders finished, %d live actors",
+            self.position,
+            stats.commands,
+            stats.events,
+            stats.finished,
+            len(self.scheduler.actors),
+        )
+
+    def _next_commands(self) -> list[Command]:
+        if len(self.scheduler.actors) >= self.max_live:
+            return []
+        commands = self.backend.commands.read(self.position, self.batch_size)
+        for index, command in enumerate(commands):
+            if command.kind in _INVENTORY_KINDS:
+                return commands[: index or 1]
+        return commands
+
+    def _recover(self) -> None:
+        """Re-arm fulfilment timers of orders caught mid-flight by a stop or crash."""
+        now = self.clock()
+        scheduler = self.scheduler
+        in_flight = self.backend.orders.in_flight()
+        for state in in_flight:
+            actor = scheduler.actor(state.id, state)
+            target_delay = scheduler.delays.before(NEXT_STAGE[state.status])
+            remaining = max(0.0, state.updated_at + target_delay - now)
+            if remaining <= 0:
+                scheduler.tell(actor, Advance(state.status))
+            else:
+                actor.timer = scheduler.call_later(remaining, actor, Advance(state.status))
+        if in_flight:
+            log.info("resumed %d orders in flight", len(in_flight))
+
+    def _step(self, commands: list[Command]) -> None:
+        scheduler = self.scheduler
+        position = commands[-1].position if commands else self.position
+        changes = scheduler.changes = Changes(position=position)
+        if commands and commands[0].kind in _INVENTORY_KINDS:
+            self._apply_inventory(commands[0])
+        else:
+            self._dispatch(commands)
+            scheduler.run_until_quiet()
+        self.backend.commit(changes)
+        self.position = position
+        scheduler.passivate()
+        for order_id, reason in scheduler.refused:
+            log.warning("order %s: %s", order_id, reason)
+        scheduler.refused.clear()
+        stats = self.stats
+        stats.batches += 1
+        stats.commands += len(commands)
+        stats.events += len(changes.events)
+        stats.finished += sum(1 for s in changes.orders.values() if s.terminal)
+
+    def _dispatch(self, commands: list[Command]) -> None:
+        scheduler = self.scheduler
+        wanted = {c.order_id for c in commands if c.order_id is not None} - scheduler.actors.keys()
+        states = self.backend.orders.get_many(wanted) if wanted else {}
+        submits = [c for c in commands if c.kind is CommandKind.SUBMIT]
+        scheduler.prices = self.backend.inventory.prices(
+            item["product_id"] for c in submits for item in c.body["items"]
+        )
+        for command in commands:
+            order_id = command.order_id
+            if order_id is None:
+                continue
+            if command.kind is CommandKind.SUBMIT:
+                actor = scheduler.actor(order_id, states.get(order_id))
+                scheduler.tell(
+                    actor, Submit(Order.from_dict(command.body), command.position, command.at)
+                )
+            elif command.kind is CommandKind.CANCEL:
+                known = order_id in scheduler.actors or order_id in states
+                if not known:
+                    log.warning("cancel of unknown order %r ignored", order_id)
+                    continue
+                actor = scheduler.actor(order_id, states.get(order_id))
+                scheduler.tell(actor, Cancel(command.body.get("reason")))
+
+    def _apply_inventory(self, command: Command) -> None:
+        inventory = self.backend.inventory
+        product_id = command.body["product_id"]
+        quantity = int(command.body["quantity"])
+        now = self.clock()
+        if command.kind is CommandKind.RESTOCK:
+            inventory.restock(product_id, quantity, now)
+        else:
+            refusal = inventory.set_on_hand(product_id, quantity, now)
+            if refusal is not None:
+                log.warning("inventory set refused: %s", refusal)
+                return
+        self._wake_backorders(product_id)
+
+    def _wake_backorders(self, product_id: str) -> None:
+        """Offer new stock to backordered orders in arrival order until it runs out."""
+        scheduler = self.scheduler
+        inventory = self.backend.inventory
+        after = 0
+        while inventory.available(product_id) > 0:
+            page = self.backend.orders.backordered(product_id, after, _WAKE_PAGE)
+            if not page:
+                break
+            for state in page:
+                actor = scheduler.actors.get(state.id) or scheduler.actor(state.id, state)
+                scheduler.tell(actor, Wake())
+            scheduler.run_until_quiet()
+            after = page[-1].arrival

@@ -1,0 +1,273 @@
+"""The only seams between the engine and storage.
+
+The engine talks to these protocols and nothing else, so the same engine runs
+on one SQLite file or (later) on Kafka + Redis. Each port has a contract test
+suite in ``tests/contract`` that every implementation must pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from realorders.domain import Event, LineItem, Order, OrderState, Status
+
+__all__ = [
+    "Backend",
+    "Changes",
+    "Command",
+    "CommandKind",
+    "CommandLog",
+    "EngineInfo",
+    "EventLog",
+    "IntakeOutcome",
+    "IntakeResult",
+    "Inventory",
+    "OrderFilter",
+    "ReadModel",
+    "Reservation",
+    "StockLevel",
+]
+
+
+class CommandKind(StrEnum):
+    SUBMIT = "submit"
+    CANCEL = "cancel"
+    RESTOCK = "restock"
+    SET_STOCK = "set_stock"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An entry of the command log: a request the engine has not necessarily seen yet."""
+
+    position: int
+    kind: CommandKind
+    order_id: str | None
+    body: dict[str, Any]
+    at: float
+
+
+class IntakeOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # same id, same content: a no-op
+    CONFLICT = "conflict"  # same id, other content: refused, stored order untouched
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    order_id: str
+    outcome: IntakeOutcome
+    position: int | None = None  # command position when accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Outcome of an all-or-nothing reservation attempt."""
+
+    ok: bool
+    shortages: tuple[tuple[str, int, int], ...] = ()  # (product_id, wanted, available)
+    unknown: tuple[str, ...] = ()
+
+    def reason(self) -> str | None:
+        if self.unknown:
+            return "unknown product " + ", ".join(repr(p) for p in self.unknown)
+        if self.shortages:
+            return "out of stock: " + ", ".join(
+                f"{p} needs {w}, {a} available" for p, w, a in self.shortages
+            )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    product_id: str
+    name: str | None
+    price: float | None
+    on_hand: int
+    reserved: int
+    backordered: int = 0  # orders waiting for this product
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "product_id": self.product_id,
+            "name": self.name,
+            "price": self.price,
+            "on_hand": self.on_hand,
+            "reserved": self.reserved,
+            "available": self.available,
+            "backordered": self.backordered,
+        }
+
+
+@dataclass(slots=True)
+class Changes:
+    """Everything one engine batch did, committed atomically with its position."""
+
+    position: int
+    events: list[Event] = field(default_factory=list)
+    orders: dict[str, OrderState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    status: Status | None = None
+    customer_id: str | None = None
+    order_id_prefix: str | None = None
+    limit: int | None = 100
+    before: str | None = None  # keyset paging: ids older than this one
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What the running engine last reported about itself."""
+
+    pid: int | None
+    started_at: float | None
+    heartbeat_at: float | None
+    position: int
+    head: int  # last command position appended
+
+    @property
+    def backlog(self) -> int:
+        return max(0, self.head - self.position)
+
+
+class CommandLog(Protocol):
+    def append_orders(self, orders: Sequence[Order]) -> list[IntakeResult]:
+        """Append submissions idempotently.
+
+        The same id with the same content is a no-op; with other content, a conflict.
+        """
+        ...
+
+    def digests(self, order_ids: Sequence[str]) -> dict[str, bytes]:
+        """Content digests of already-submitted ids (for dry runs)."""
+        ...
+
+    def append(self, kind: CommandKind, order_id: str | None, body: dict[str, Any]) -> int:
+        """Append one non-submit command; returns its position."""
+        ...
+
+    def read(self, after: int, limit: int) -> list[Command]:
+        """Commands after ``after``, oldest first."""
+        ...
+
+    def submitted(self, order_id: str) -> Order | None:
+        """The order as submitted, whether or not the engine has seen it yet."""
+        ...
+
+
+class EventLog(Protocol):
+    def tail(self, after: int, limit: int) -> list[tuple[int, Event]]:
+        """Committed events after a global cursor, oldest first, with their cursors."""
+        ...
+
+    def head(self) -> int:
+        """The cursor of the newest committed event (0 when none)."""
+        ...
+
+    def history(self, order_id: str) -> list[Event]: ...
+
+    def scan(self) -> Iterator[list[Event]]:
+        """Every order's events, one order at a time (for ``check``)."""
+        ...
+
+
+class Inventory(Protocol):
+    """Stock per product; all-or-nothing and idempotent per order."""
+
+    def reserve_many(self, requests: Sequence[tuple[str, Sequence[LineItem]]]) -> list[Reservation]:
+        """Try each (order_id, lines) in order; an order already holding stock gets ``ok``."""
+        ...
+
+    def release(self, order_id: str, lines: Sequence[LineItem]) -> None:
+        """Give back what an order holds (cancelled before shipping). No-op if it holds nothing."""
+        ...
+
+    def consume(self, order_id: str, lines: Sequence[LineItem]) -> None:
+        """The order shipped: its quantities leave both on_hand and reserved."""
+        ...
+
+    def restock(self, product_id: str, quantity: int, at: float) -> None: ...
+
+    def set_on_hand(self, product_id: str, quantity: int, at: float) -> str | None:
+        """Set absolute stock; returns a refusal reason instead of going below reserved."""
+        ...
+
+    def available(self, product_id: str) -> int: ...
+
+    def prices(self, product_ids: Iterable[str]) -> dict[str, float]:
+        """Catalogue prices of the known products among ``product_ids``."""
+        ...
+
+
+class ReadModel(Protocol):
+    def get(self, order_id: str) -> OrderState | None: ...
+
+    def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderState]: ...
+
+    def list(self, flt: OrderFilter) -> list[OrderState]: ...
+
+    def backordered(
+        self, product_id: str | None, after_arrival: int, limit: int
+    ) -> list[OrderState]:
+        """Backordered orders (waiting for ``product_id`` if given) in arrival order."""
+        ...
+
+    def in_flight(self) -> list[OrderState]:
+        """Orders between reserved and delivered: their timers must be re-armed after a restart."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Orders per status."""
+        ...
+
+    def stats(self, window: float = 60.0) -> dict[str, Any]: ...
+
+    def levels(self) -> list[StockLevel]: ...
+
+    def count(self) -> int: ...
+
+    def ledger_totals(self) -> dict[str, int]:
+        """Net stock put in per product by loads, restocks and sets."""
+        ...
+
+    def stock_rows(self) -> dict[str, tuple[int, int]]:
+        """Stored (on_hand, reserved) per product."""
+        ...
+
+
+class Backend(Protocol):
+    """One deployment's set of ports, plus the atomic commit that ties them together."""
+
+    commands: CommandLog
+    events: EventLog
+    inventory: Inventory
+    orders: ReadModel
+
+    def commit(self, changes: Changes) -> None:
+        """Durably apply a batch: events, order rows, inventory effects and the position."""
+        ...
+
+    def position(self) -> int:
+        """Position of the last command whose effects are committed."""
+        ...
+
+    def engine_info(self) -> EngineInfo: ...
+
+    def heartbeat(self, position: int) -> None: ...
+
+    def claim_engine(self) -> None:
+        """Become the one engine of this store, or raise EngineBusyError."""
+        ...
+
+    def release_engine(self) -> None: ...
+
+    def close(self) -> None: ...

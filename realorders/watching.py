@@ -1,0 +1,77 @@
+"""Following the event log as it commits (``realorders watch``).
+
+The SQLite event log has no push notifications; a tail query on the integer
+cursor every ``poll`` seconds is cheap (an index range scan returning only
+new rows) and shows each event within one poll of its commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from realorders.domain import TERMINAL, Event, Status
+
+if TYPE_CHECKING:
+    from realorders.client import Client
+
+__all__ = ["follow"]
+
+_PAGE = 1000
+
+
+def follow(
+    client: Client,
+    order_ids: Sequence[str] = (),
+    *,
+    status: Status | None = None,
+    from_start: bool = False,
+    until_done: bool = False,
+    timeout: float | None = None,
+    poll: float = 0.1,
+) -> Iterator[tuple[int, Event]]:
+    """Yield (cursor, event) for committed events matching the filters.
+
+    With ``until_done`` it returns once every named order is terminal, or,
+    when no order is named, once the engine has nothing left to move (no
+    backlog and no order between pending and delivered).
+    """
+    events = client.backend.events
+    named = set(order_ids)
+    open_orders = set(named)
+    if until_done and named:
+        for order_id, state in client.backend.orders.get_many(list(named)).items():
+            if state.status in TERMINAL:
+                open_orders.discard(order_id)
+    cursor = 0 if from_start else events.head()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if until_done and named and not open_orders:
+            return
+        page = events.tail(cursor, _PAGE)
+        for cursor, event in page:
+            if named and event.order_id not in named:
+                continue
+            if event.status in TERMINAL:
+                open_orders.discard(event.order_id)
+            if status is None or event.status is status:
+                yield cursor, event
+        if len(page) == _PAGE:
+            continue
+        if until_done and not named and _quiet(client):
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError
+        time.sleep(poll)
+
+
+def _quiet(client: Client) -> bool:
+    info = client.engine_info()
+    if info.backlog:
+        return False
+    counts = client.backend.orders.counts()
+    moving = sum(
+        counts[s.value] for s in Status if s not in TERMINAL and s is not Status.BACKORDERED
+    )
+    return moving == 0
