@@ -48,8 +48,8 @@ __all__ = [
     "OrderView",
     "RealordersError",
     "RefusedError",
-    "StockLevel",
     "Status",
+    "StockLevel",
     "UsageError",
     "__version__",
 ]

@@ -10,6 +10,7 @@ CRLF handling match what users see there.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import BinaryIO, NoReturn
@@ -54,12 +55,15 @@ def read_inventory(path: str) -> list[ProductRow]:
         with open(path, "rb") as stream:
             suffix = PurePath(path).suffix.lower()
             if suffix not in (".csv", ".json"):
-                head = stream.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
-                stream.seek(0)
+                head = stream.peek(4096)[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
                 suffix = ".json" if head[:1] in (b"[", b"{") else ".csv"
             rows = _read_json(stream, path) if suffix == ".json" else _read_csv(stream, path)
+            return _unique(rows, path)
     except OSError as exc:
         raise InputError(f"cannot read the inventory file: {exc.strerror or exc}", path) from None
+
+
+def _unique(rows: Iterator[tuple[int, ProductRow]], path: str) -> list[ProductRow]:
     seen: dict[str, int] = {}
     products = []
     for line, row in rows:
@@ -74,7 +78,7 @@ def read_inventory(path: str) -> list[ProductRow]:
     return products
 
 
-def _read_csv(stream: BinaryIO, path: str) -> list[tuple[int, ProductRow]]:
+def _read_csv(stream: BinaryIO, path: str) -> Iterator[tuple[int, ProductRow]]:
     records = _csv_records(stream)
     header = next(records, None)
     if header is None:
@@ -85,7 +89,6 @@ def _read_csv(stream: BinaryIO, path: str) -> list[tuple[int, ProductRow]]:
         columns = _csv_columns(header.fields, _COLUMNS, "product_id", "price", "stock")
     except ValueError as exc:
         raise InputError(str(exc), path, header.line) from None
-    rows = []
     for record in records:
         for line, reason in record.problems:
             raise InputError(reason, path, line)
@@ -97,10 +100,10 @@ def _read_csv(stream: BinaryIO, path: str) -> list[tuple[int, ProductRow]]:
             name = fields[columns["name"]] if "name" in columns else ""
             price = float(_csv_number(fields[columns["price"]], _PRICE, "price"))
             stock = int(_csv_number(fields[columns["stock"]], _DIGITS, "stock"))
-            rows.append((record.line, _row(product_id, name, price, stock)))
+            row = _row(product_id, name, price, stock)
         except ValueError as exc:
             raise InputError(str(exc), path, record.line) from None
-    return rows
+        yield record.line, row
 
 
 def _csv_number(text: str, pattern: re.Pattern[str], name: str) -> str:
@@ -110,8 +113,7 @@ def _csv_number(text: str, pattern: re.Pattern[str], name: str) -> str:
     return text
 
 
-def _read_json(stream: BinaryIO, path: str) -> list[tuple[int, ProductRow]]:
-    rows = []
+def _read_json(stream: BinaryIO, path: str) -> Iterator[tuple[int, ProductRow]]:
     for item in _json_values(stream):
         if isinstance(item, _JsonProblem):
             raise InputError(item.reason, path, item.line)
@@ -119,10 +121,10 @@ def _read_json(stream: BinaryIO, path: str) -> list[tuple[int, ProductRow]]:
             got = _json_type(item.value)
             raise InputError(f"expected a JSON array of products, got {got}", path, item.line)
         try:
-            rows.append((item.line, _json_row(item.value)))
+            row = _json_row(item.value)
         except ValueError as exc:
             raise InputError(str(exc), path, item.line) from None
-    return rows
+        yield item.line, row
 
 
 def _json_row(obj: object) -> ProductRow:

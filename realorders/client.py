@@ -234,7 +234,7 @@ class Client:
                 raise NotFoundError(f"no order {order_id!r}")
         return OrderView(state, submitted, self.backend.events.history(order_id))
 
-    def list(
+    def orders(
         self,
         *,
         status: Status | None = None,
@@ -243,7 +243,7 @@ class Client:
         id_prefix: str | None = None,
     ) -> list[OrderState]:
         """Orders the engine has processed, newest first."""
-        return self.backend.orders.list(OrderFilter(status, customer_id, id_prefix, limit))
+        return self.backend.orders.query(OrderFilter(status, customer_id, id_prefix, limit))
 
     def queued(self, limit: int = 100) -> list[tuple[Order, int, float]]:
         """Submissions the engine has not processed yet, newest first."""

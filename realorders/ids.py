@@ -18,11 +18,15 @@ _last_ms = -1
 _last_rand = 0
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits per lookup
+
+
 def _encode(value: int, length: int) -> str:
+    """Crockford base32 of ``value``, ``length`` characters (``length`` even)."""
     chars = []
-    for _ in range(length):
-        value, index = divmod(value, 32)
-        chars.append(_ALPHABET[index])
+    for _ in range(length // 2):
+        value, index = divmod(value, 1024)
+        chars.append(_PAIRS[index])
     return "".join(reversed(chars))
 
 

@@ -284,7 +284,8 @@ def read_orders(
     """Stream the orders in ``stream``, with a :class:`RowError` for each bad piece.
 
     Memory stays constant whatever the file size (bar ``csv_window`` open CSV
-    orders). An unknown ``fmt`` raises at once; nothing else raises.
+    orders). An unknown ``fmt`` raises at once; bad input never raises (only the
+    stream's own I/O errors propagate).
     """
     if fmt == "csv":
         if csv_window < 1:
@@ -381,8 +382,6 @@ class _JsonScanner:
         while not self.done:
             chunk = self.stream.read(max(size, _CHUNK))
             data = self.pending + chunk
-            if not self.started:
-                data, self.started = data.removeprefix(_BOM), True
             self.pending, self.done, bad = b"", not chunk, None
             try:
                 text = data.decode("utf-8")
@@ -390,6 +389,8 @@ class _JsonScanner:
                 text, bad = data[: exc.start].decode("utf-8"), data[exc.start]
                 if chunk and exc.reason == "unexpected end of data":
                     self.pending, bad = data[exc.start :], None
+            if text and not self.started:  # after decoding: reads may split the BOM
+                text, self.started = text.removeprefix("\ufeff"), True
             newline = text.rfind("\n")
             self.column = len(text) - newline - 1 if newline >= 0 else self.column + len(text)
             self.buf, self.pos = self.buf[self.pos :] + text, 0
@@ -422,13 +423,14 @@ class _JsonScanner:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
+                line = self.line + self.buf.count("\n", self.pos, exc.pos)
                 cut = exc.pos >= len(self.buf) - 16 or exc.msg.startswith("Unterminated")
                 if cut and len(self.buf) - self.pos > _MAX_JSON_VALUE:
                     return _JsonProblem(start, f"JSON value over {_MAX_JSON_VALUE // 2**20} MiB")
                 if cut and self.more(len(self.buf) - self.pos):
                     continue  # the value goes on in the next chunk
-                line = self.line + self.buf.count("\n", self.pos, exc.pos)
-                return (self.bad if cut else None) or self.problem(exc.msg, line)
+                reason = exc.msg.removesuffix(" at")  # stdlib appends the position
+                return (self.bad if cut else None) or self.problem(reason, line)
             except ValueError as exc:  # NaN or Infinity, refused by _no_constant
                 return self.problem(str(exc), start)
             except RecursionError:
@@ -573,7 +575,8 @@ def _add_row(
     fields, line, problems = record.fields, record.line, list(record.problems)
     at = columns.get("order_id")
     oid = fields[at] if at is not None and at < len(fields) else None
-    oid = oid if oid and oid.strip() and "\ufffd" not in oid else None  # blank: make one
+    garbled = problems and oid and "\ufffd" in oid  # from bytes that are not UTF-8
+    oid = oid if oid and oid.strip() and not garbled else None  # blank: make one
     try:
         if len(fields) != width and not problems:
             raise ValueError(f"expected {width} fields, got {len(fields)}")

@@ -28,8 +28,7 @@ app = typer.Typer(
     help=(
         "Real-time order tracking with an embedded engine.\n\n"
         "Submit or import orders, run the engine, and follow every order through "
-        "pending → reserved → packed → shipped → delivered from the shell.\n\n"
-        + EXIT_CODES_HELP
+        "pending → reserved → packed → shipped → delivered from the shell.\n\n" + EXIT_CODES_HELP
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -70,11 +69,16 @@ def _version(value: bool) -> None:
 def main_options(
     ctx: typer.Context,
     db: Path = typer.Option(
-        Path("realorders.db"), "--db", envvar="REALORDERS_DB", help="Database file.",
+        Path("realorders.db"),
+        "--db",
+        envvar="REALORDERS_DB",
+        help="Database file.",
         show_default=True,
     ),
     backend: str = typer.Option(
-        "sqlite", "--backend", envvar="REALORDERS_BACKEND",
+        "sqlite",
+        "--backend",
+        envvar="REALORDERS_BACKEND",
         help=f"Storage backend: {', '.join(BACKENDS)} (kafka comes with distributed mode).",
     ),
     debug: bool = typer.Option(

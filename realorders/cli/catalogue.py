@@ -11,25 +11,33 @@ from realorders.errors import UsageError
 from .app import app, err, fail, settings
 from .output import Format, render
 
-products_app = typer.Typer(help="The product catalogue: product_id, name, price.",
-                           no_args_is_help=True)
-inventory_app = typer.Typer(help="Stock per product: on_hand, reserved, available.",
-                            no_args_is_help=True)
+products_app = typer.Typer(
+    help="The product catalogue: product_id, name, price.", no_args_is_help=True
+)
+inventory_app = typer.Typer(
+    help="Stock per product: on_hand, reserved, available.", no_args_is_help=True
+)
 app.add_typer(products_app, name="products")
 app.add_typer(inventory_app, name="inventory")
 
 PRODUCT_COLUMNS = [("product_id", "PRODUCT"), ("name", "NAME"), ("price", "PRICE")]
-LEVEL_COLUMNS = [("product_id", "PRODUCT"), ("name", "NAME"), ("on_hand", "ON HAND"),
-                 ("reserved", "RESERVED"), ("available", "AVAILABLE"),
-                 ("backordered", "BACKORDERED")]
+LEVEL_COLUMNS = [
+    ("product_id", "PRODUCT"),
+    ("name", "NAME"),
+    ("on_hand", "ON HAND"),
+    ("reserved", "RESERVED"),
+    ("available", "AVAILABLE"),
+    ("backordered", "BACKORDERED"),
+]
 
 
 @app.command()
 def init(
     ctx: typer.Context,
     inventory: str | None = typer.Option(
-        None, "--inventory", help="Load catalogue and stock from CSV or JSON "
-        "(product_id,name,price,stock).",
+        None,
+        "--inventory",
+        help="Load catalogue and stock from CSV or JSON (product_id,name,price,stock).",
     ),
 ) -> None:
     """Create the database (safe to repeat) and optionally load the catalogue and stock."""
@@ -40,8 +48,9 @@ def init(
         err.print(f"{verb} database {cfg.db} (schema v{SCHEMA_VERSION})", highlight=False)
         if inventory is not None:
             added, updated = client.init(inventory)
-            err.print(f"loaded {inventory}: {added} products added, {updated} updated",
-                      highlight=False)
+            err.print(
+                f"loaded {inventory}: {added} products added, {updated} updated", highlight=False
+            )
 
 
 def _price(value: float) -> float:
@@ -104,8 +113,7 @@ def products_update(
     if name is None and price is None:
         raise UsageError("nothing to update: pass --name and/or --price")
     with settings(ctx).client() as client:
-        client.update_product(product_id, name=name,
-                              price=None if price is None else _price(price))
+        client.update_product(product_id, name=name, price=None if price is None else _price(price))
         err.print(f"updated {product_id}", highlight=False)
 
 
@@ -132,8 +140,9 @@ def inventory_list(
 
 def _apply(client: Client, position: int, what: str, timeout: float) -> None:
     if not client.engine_running():
-        err.print(f"{what} queued; it applies when the engine runs (`realorders run`)",
-                  highlight=False)
+        err.print(
+            f"{what} queued; it applies when the engine runs (`realorders run`)", highlight=False
+        )
         return
     if not client.wait_processed(position, timeout=timeout):
         raise fail(f"{what} queued, but the engine has not applied it within {timeout}s")

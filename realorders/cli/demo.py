@@ -47,19 +47,32 @@ def run_demo(path: str | None, speed: float) -> None:
     with Client(db) as client:
         client.init(examples / "inventory.csv")
         with (examples / "orders.ndjson").open("rb") as stream:
-            parsed = [o.order for o in read_orders(stream, "ndjson", "orders.ndjson")
-                      if isinstance(o, ParsedOrder)]
-        err.print(f"demo database: {db}  ({len(parsed)} example orders, "
-                  f"{len(client.products())} products)", highlight=False)
+            parsed = [
+                o.order
+                for o in read_orders(stream, "ndjson", "orders.ndjson")
+                if isinstance(o, ParsedOrder)
+            ]
+        err.print(
+            f"demo database: {db}  ({len(parsed)} example orders, "
+            f"{len(client.products())} products)",
+            highlight=False,
+        )
         delays = Delays(pack=0.8 / speed, ship=1.0 / speed, deliver=1.2 / speed)
         asyncio.run(_play(client, parsed, delays, speed))
         report = client.check()
         counts = client.backend.orders.counts()
     out.print(Text("finished: ") + Text(", ".join(f"{n} {s}" for s, n in counts.items() if n)))
     out.print(f"check: {'every invariant holds' if report.ok else report.problems[0]}")
-    out.print(Text.assemble("explore it:  ", (f"realorders --db {db} list", "bold"), " · ",
-                            (f"realorders --db {db} show ORD-0001", "bold"), " · ",
-                            (f"realorders --db {db} stats", "bold")))
+    out.print(
+        Text.assemble(
+            "explore it:  ",
+            (f"realorders --db {db} list", "bold"),
+            " · ",
+            (f"realorders --db {db} show ORD-0001", "bold"),
+            " · ",
+            (f"realorders --db {db} stats", "bold"),
+        )
+    )
 
 
 async def _play(client: Client, orders: list, delays: Delays, speed: float) -> None:  # type: ignore[type-arg]
@@ -74,8 +87,11 @@ async def _play(client: Client, orders: list, delays: Delays, speed: float) -> N
     def frame() -> Group:
         return _frame(client, recent, time.monotonic() - start)
 
-    with Live(frame(), console=out, refresh_per_second=8, transient=False) if live_view \
-            else _NoLive() as live:
+    with (
+        Live(frame(), console=out, refresh_per_second=8, transient=False)
+        if live_view
+        else _NoLive() as live
+    ):
         for index in range(0, len(orders), 3):
             for order in orders[index : index + 3]:
                 client.submit(order)
@@ -98,21 +114,24 @@ async def _play(client: Client, orders: list, delays: Delays, speed: float) -> N
     await engine_task
 
 
-def _drain(client: Client, cursor: int, recent: deque[Event], live_view: bool) -> int:
-    for cursor, event in client.backend.events.tail(cursor, 500):  # noqa: B020
+def _drain(client: Client, after: int, recent: deque[Event], live_view: bool) -> int:
+    for cursor, event in client.backend.events.tail(after, 500):
+        after = cursor
         recent.append(event)
         if not live_view:
-            line = Text.assemble(clock(event.at), "  ", event.order_id, "  ",
-                                 status_text(event.status))
+            line = Text.assemble(
+                clock(event.at), "  ", event.order_id, "  ", status_text(event.status)
+            )
             if event.reason:
                 line.append(f"  {event.reason}", style="dim")
             out.print(line)
-    return cursor
+    return after
 
 
 def _cancel_one(client: Client) -> bool:
-    for state in client.list(status=Status.RESERVED, limit=1) or client.list(
-            status=Status.BACKORDERED, limit=1):
+    for state in client.orders(status=Status.RESERVED, limit=1) or client.orders(
+        status=Status.BACKORDERED, limit=1
+    ):
         client.cancel(state.id, "customer changed their mind (demo)")
         return True
     return False
@@ -122,8 +141,9 @@ def _settled(client: Client) -> bool:
     if client.engine_info().backlog:
         return False
     counts = client.backend.orders.counts()
-    return all(n == 0 for s, n in counts.items()
-               if Status(s) not in TERMINAL and s != Status.BACKORDERED)
+    return all(
+        n == 0 for s, n in counts.items() if Status(s) not in TERMINAL and s != Status.BACKORDERED
+    )
 
 
 def _frame(client: Client, recent: deque[Event], elapsed: float) -> Group:
@@ -136,15 +156,22 @@ def _frame(client: Client, recent: deque[Event], elapsed: float) -> Group:
     for header in ("AT", "ORDER", "STATUS", "REASON"):
         events.add_column(header, no_wrap=header != "REASON")
     for event in reversed(recent):
-        events.add_row(clock(event.at), event.order_id, status_text(event.status),
-                       event.reason or "")
+        events.add_row(
+            clock(event.at), event.order_id, status_text(event.status), event.reason or ""
+        )
     stock = Table(show_edge=False, header_style="bold")
     for header in ("PRODUCT", "ON HAND", "RESERVED", "AVAILABLE", "WAITING"):
         stock.add_column(header, justify="left" if header == "PRODUCT" else "right")
     for level in client.levels():
         style = "yellow" if level.backordered else ("red" if level.available == 0 else "")
-        stock.add_row(level.product_id, str(level.on_hand), str(level.reserved),
-                      str(level.available), str(level.backordered), style=style)
+        stock.add_row(
+            level.product_id,
+            str(level.on_hand),
+            str(level.reserved),
+            str(level.available),
+            str(level.backordered),
+            style=style,
+        )
     return Group(
         Panel(flow, title=f"realorders demo · {elapsed:4.1f}s", title_align="left"),
         Panel(events, title="latest events", title_align="left"),

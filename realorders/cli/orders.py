@@ -24,16 +24,22 @@ from .output import (
     Format,
     ago,
     clock,
-    items_summary,
     iso,
+    items_summary,
     render,
     status_text,
     write_json,
     write_ndjson_line,
 )
 
-ORDER_COLUMNS = [("id", "ID"), ("customer_id", "CUSTOMER"), ("status", "STATUS"),
-                 ("items", "ITEMS"), ("total", "TOTAL"), ("updated_at", "UPDATED")]
+ORDER_COLUMNS = [
+    ("id", "ID"),
+    ("customer_id", "CUSTOMER"),
+    ("status", "STATUS"),
+    ("items", "ITEMS"),
+    ("total", "TOTAL"),
+    ("updated_at", "UPDATED"),
+]
 
 
 def order_record(state: OrderState) -> dict[str, Any]:
@@ -46,8 +52,11 @@ def order_record(state: OrderState) -> dict[str, Any]:
 
 def _warn_if_no_engine(client: Client) -> None:
     if not client.engine_running():
-        err.print(f"note: no engine is running on {client.backend.path}; start one with "
-                  "`realorders run` to process queued commands", highlight=False)
+        err.print(
+            f"note: no engine is running on {client.backend.path}; start one with "
+            "`realorders run` to process queued commands",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -75,12 +84,16 @@ def submit(
             if not customer or not item:
                 raise UsageError("an order needs --customer and at least one --item PRODUCT=QTY")
             items: list[LineItem] = [parse_item_spec(spec) for spec in item]
-            result = client.submit(customer_id=customer, items=items, order_id=order_id,
-                                   notes=notes)
+            result = client.submit(
+                customer_id=customer, items=items, order_id=order_id, notes=notes
+            )
         record: dict[str, Any] = {"id": result.order_id, "outcome": result.outcome.value}
         if result.outcome.value == "duplicate":
-            err.print(f"order {result.order_id} was already submitted with the same content; "
-                      "nothing changed", highlight=False)
+            err.print(
+                f"order {result.order_id} was already submitted with the same content; "
+                "nothing changed",
+                highlight=False,
+            )
         if not wait:
             _print_result(record, as_json)
             return
@@ -90,14 +103,18 @@ def submit(
         if state is None:
             record["status"] = client.get(result.order_id).status.value
             _print_result(record, as_json)
-            raise fail(f"timed out after {timeout}s waiting for {result.order_id} "
-                       f"(still {record['status']})")
+            raise fail(
+                f"timed out after {timeout}s waiting for {result.order_id} "
+                f"(still {record['status']})"
+            )
         record["status"] = state.status.value
         record["reason"] = state.reason
         _print_result(record, as_json)
         if state.status is not Status.DELIVERED:
-            raise fail(f"order {result.order_id} was {state.status.value}"
-                       + (f": {state.reason}" if state.reason else ""))
+            raise fail(
+                f"order {result.order_id} was {state.status.value}"
+                + (f": {state.reason}" if state.reason else "")
+            )
 
 
 def _print_result(record: dict[str, Any], as_json: bool) -> None:
@@ -143,9 +160,16 @@ def import_(
     with settings(ctx).client() as client:
         total = _size(stream)
         show_progress = err.is_terminal and not as_json
-        progress = Progress(TextColumn("importing"), BarColumn(), DownloadColumn(),
-                            TextColumn("{task.fields[orders]} orders"), TimeElapsedColumn(),
-                            console=err, transient=True, disable=not show_progress)
+        progress = Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[orders]} orders"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not show_progress,
+        )
         with progress, stream:
             task = progress.add_task("import", total=total, orders=0)
 
@@ -153,8 +177,15 @@ def import_(
                 position = stream.tell() if total is not None else None
                 progress.update(task, completed=position, orders=report.orders)
 
-            report = client.import_file(stream, format_, source, batch_size=batch_size,
-                                        dry_run=dry_run, on_error=on_error, on_batch=on_batch)
+            report = client.import_file(
+                stream,
+                format_,
+                source,
+                batch_size=batch_size,
+                dry_run=dry_run,
+                on_error=on_error,
+                on_batch=on_batch,
+            )
         if errors_out is not None:
             errors_out.close()
         summary = report.to_dict()
@@ -172,9 +203,11 @@ def import_(
                 highlight=False,
             )
             if "statuses" in summary:
-                err.print("settled: " + ", ".join(f"{k} {v}" for k, v in
-                                                  summary["statuses"].items() if v),
-                          highlight=False)
+                err.print(
+                    "settled: "
+                    + ", ".join(f"{k} {v}" for k, v in summary["statuses"].items() if v),
+                    highlight=False,
+                )
         if not report.ok:
             raise typer.Exit(1)
 
@@ -183,7 +216,7 @@ def _open_input(file: str) -> Any:
     if file == "-":
         return sys.stdin.buffer
     try:
-        return Path(file).open("rb")  # noqa: SIM115 - closed by the caller's with-block
+        return Path(file).open("rb")
     except FileNotFoundError:
         raise UsageError(f"{file}: no such file") from None
     except IsADirectoryError:
@@ -200,14 +233,14 @@ def _size(stream: Any) -> int | None:
     return size
 
 
-def _wait_imported(client: Client, report: ImportReport, timeout: float | None
-                   ) -> dict[str, int]:
+def _wait_imported(client: Client, report: ImportReport, timeout: float | None) -> dict[str, int]:
     deadline = None if timeout is None else time.monotonic() + timeout
     last = max(end for _, end in report.positions)
     while True:
         statuses = client.backend.orders.counts_between(report.positions)
-        moving = sum(n for s, n in statuses.items()
-                     if Status(s) not in TERMINAL and s != Status.BACKORDERED)
+        moving = sum(
+            n for s, n in statuses.items() if Status(s) not in TERMINAL and s != Status.BACKORDERED
+        )
         if client.backend.position() >= last and moving == 0:
             return statuses
         if deadline is not None and time.monotonic() >= deadline:
@@ -229,19 +262,31 @@ def list_(
         if status in (None, Status.PENDING):
             for order, _position, at in client.queued(limit):
                 if customer is None or order.customer_id == customer:
-                    record = {**order.to_dict(), "status": "pending", "total": None,
-                              "created_at": iso(at), "updated_at": iso(at), "queued": True}
+                    record = {
+                        **order.to_dict(),
+                        "status": "pending",
+                        "total": None,
+                        "created_at": iso(at),
+                        "updated_at": iso(at),
+                        "queued": True,
+                    }
                     records.append(record)
         remaining = limit - len(records)
         if remaining > 0:
-            records += [order_record(s) for s in
-                        client.list(status=status, customer_id=customer, limit=remaining)]
+            records += [
+                order_record(s)
+                for s in client.orders(status=status, customer_id=customer, limit=remaining)
+            ]
         now = time.time()
         rows = [
-            [r["id"], r["customer_id"], status_text(r["status"]) + (" (queued)" if r["queued"]
-                                                                     else ""),
-             items_summary(r["items"]), "-" if r["total"] is None else f"{r['total']:,.2f}",
-             _age(r["updated_at"], now)]
+            [
+                r["id"],
+                r["customer_id"],
+                status_text(r["status"]) + (" (queued)" if r["queued"] else ""),
+                items_summary(r["items"]),
+                "-" if r["total"] is None else f"{r['total']:,.2f}",
+                _age(r["updated_at"], now),
+            ]
             for r in records
         ]
         render(records, fmt, ORDER_COLUMNS, table_rows=rows)
@@ -295,9 +340,12 @@ def _print_order(view: OrderView) -> None:
         items.add_column(header, justify="left" if header == "PRODUCT" else "right")
     for line in data["items"]:
         price = line.get("price")
-        items.add_row(line["product_id"], str(line["quantity"]),
-                      "-" if price is None else f"{price:,.2f}",
-                      "-" if price is None else f"{price * line['quantity']:,.2f}")
+        items.add_row(
+            line["product_id"],
+            str(line["quantity"]),
+            "-" if price is None else f"{price:,.2f}",
+            "-" if price is None else f"{price * line['quantity']:,.2f}",
+        )
     total = data.get("total")
     items.add_row("", "", "total", "-" if total is None else f"{total:,.2f}", style="bold")
     out.print(items)
@@ -307,11 +355,18 @@ def _print_order(view: OrderView) -> None:
     events = view.events
     for index, event in enumerate(events):
         until = events[index + 1].at if index + 1 < len(events) else None
-        spent = "-" if until is None and event.status in TERMINAL else ago(
-            (until or time.time()) - event.at)
-        timeline.add_row(str(event.seq), status_text(event.status), clock(event.at),
-                         spent + ("" if until or event.status in TERMINAL else " so far"),
-                         event.reason or "")
+        spent = (
+            "-"
+            if until is None and event.status in TERMINAL
+            else ago((until or time.time()) - event.at)
+        )
+        timeline.add_row(
+            str(event.seq),
+            status_text(event.status),
+            clock(event.at),
+            spent + ("" if until or event.status in TERMINAL else " so far"),
+            event.reason or "",
+        )
     out.print(timeline)
 
 
@@ -326,12 +381,18 @@ def cancel(
     with settings(ctx).client() as client:
         position = client.cancel(order_id, reason)
         if not client.engine_running():
-            err.print(f"cancellation of {order_id} queued; it takes effect when the engine runs "
-                      "(`realorders run`)", highlight=False)
+            err.print(
+                f"cancellation of {order_id} queued; it takes effect when the engine runs "
+                "(`realorders run`)",
+                highlight=False,
+            )
             return
         if not client.wait_processed(position, timeout=timeout):
-            err.print(f"cancellation of {order_id} queued; the engine has not reached it within "
-                      f"{timeout}s", highlight=False)
+            err.print(
+                f"cancellation of {order_id} queued; the engine has not reached it within "
+                f"{timeout}s",
+                highlight=False,
+            )
             return
         view = client.get(order_id)
         if view.status is Status.CANCELLED:
@@ -346,9 +407,11 @@ def watch(
     order_ids: list[str] = typer.Argument(None, help="Only these orders."),
     status: Status | None = typer.Option(None, "--status", "-s", help="Only this status."),
     as_json: bool = typer.Option(False, "--json", help="NDJSON (the default when piped)."),
-    until_done: bool = typer.Option(False, "--until-done",
-                                    help="Exit when every named order is terminal "
-                                         "(no ids: when nothing is left to move)."),
+    until_done: bool = typer.Option(
+        False,
+        "--until-done",
+        help="Exit when every named order is terminal (no ids: when nothing is left to move).",
+    ),
     from_start: bool = typer.Option(False, "--from-start", help="Replay from the first event."),
     timeout: float | None = typer.Option(None, "--timeout", help="Exit 1 after S seconds."),
 ) -> None:
@@ -356,16 +419,26 @@ def watch(
     with settings(ctx).client() as client:
         ndjson = as_json or not out.is_terminal
         try:
-            for cursor, event in client.watch(order_ids or (), status=status,
-                                              from_start=from_start, until_done=until_done,
-                                              timeout=timeout):
+            for cursor, event in client.watch(
+                order_ids or (),
+                status=status,
+                from_start=from_start,
+                until_done=until_done,
+                timeout=timeout,
+            ):
                 if ndjson:
                     record = event_dict(event, cursor)
                     record["at"] = iso(event.at)
                     write_ndjson_line(record)
                 else:
-                    line = Text.assemble(clock(event.at), "  ", event.order_id, "  ",
-                                         status_text(event.status), f"  #{event.seq}")
+                    line = Text.assemble(
+                        clock(event.at),
+                        "  ",
+                        event.order_id,
+                        "  ",
+                        status_text(event.status),
+                        f"  #{event.seq}",
+                    )
                     if event.reason:
                         line.append(f"  {event.reason}", style="dim")
                     out.print(line)
@@ -393,12 +466,19 @@ def stats(
         table.add_row("total", f"{data['orders']:,}")
         out.print(table)
         rate = data["throughput"]
-        out.print(f"throughput  {rate['orders_per_second']:,.1f} orders/s, "
-                  f"{rate['events_per_second']:,.1f} events/s (last {window:g}s)", highlight=False)
+        out.print(
+            f"throughput  {rate['orders_per_second']:,.1f} orders/s, "
+            f"{rate['events_per_second']:,.1f} events/s (last {window:g}s)",
+            highlight=False,
+        )
         lat = data["latency_seconds"]
         if lat["p50"] is not None:
-            out.print("latency     submit→terminal p50 {:.3f}s  p95 {:.3f}s  p99 {:.3f}s".format(
-                lat["p50"], lat["p95"], lat["p99"]), highlight=False)
+            out.print(
+                "latency     submit→terminal p50 {:.3f}s  p95 {:.3f}s  p99 {:.3f}s".format(
+                    lat["p50"], lat["p95"], lat["p99"]
+                ),
+                highlight=False,
+            )
         engine = "running" if data["engine"]["running"] else "not running"
         out.print(f"backlog     {data['backlog']:,} commands; engine {engine}", highlight=False)
 
@@ -414,8 +494,11 @@ def check(
         if as_json:
             write_json(report.to_dict())
         elif report.ok:
-            out.print(f"ok: {report.orders:,} orders, {report.events:,} events, "
-                      f"{report.products:,} products — every invariant holds", highlight=False)
+            out.print(
+                f"ok: {report.orders:,} orders, {report.events:,} events, "
+                f"{report.products:,} products — every invariant holds",
+                highlight=False,
+            )
         else:
             for problem in report.problems:
                 err.print(problem, highlight=False, markup=False)
@@ -423,4 +506,3 @@ def check(
                 err.print(f"… and {report.more_problems} more problems")
         if not report.ok:
             raise fail(f"check failed: {len(report.problems) + report.more_problems} problems")
-

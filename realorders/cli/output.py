@@ -44,9 +44,7 @@ STATUS_STYLE = {
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def clock(ts: float | None) -> str:
@@ -109,8 +107,10 @@ def render(
         table = Table(title=title, show_edge=False, header_style="bold")
         for _, header in columns:
             table.add_column(header)
-        rows = table_rows if table_rows is not None else (
-            [_table_cell(record.get(key)) for key, _ in columns] for record in records
+        rows = (
+            table_rows
+            if table_rows is not None
+            else ([_table_cell(record.get(key)) for key, _ in columns] for record in records)
         )
         for row in rows:
             table.add_row(*row)

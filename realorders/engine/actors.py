@@ -17,7 +17,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from realorders.domain import (
     CANCELLABLE,
@@ -37,27 +37,23 @@ from realorders.engine.ports import Changes, Inventory, Reservation
 __all__ = ["Advance", "Cancel", "Delays", "OrderActor", "Scheduler", "Submit", "Wake"]
 
 
-@dataclass(frozen=True, slots=True)
-class Submit:
+class Submit(NamedTuple):
     order: Order
     position: int
     at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Cancel:
+class Cancel(NamedTuple):
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Advance:
+class Advance(NamedTuple):
     """A fulfilment timer fired; only acts if the order is still in ``expected``."""
 
     expected: Status
 
 
-@dataclass(frozen=True, slots=True)
-class Wake:
+class Wake(NamedTuple):
     """Stock came back: a backordered order should try to reserve again."""
 
 
@@ -107,20 +103,23 @@ class _ReserveRequest:
         self.order_id = order_id
         self.lines = lines
 
-    def __await__(self) -> Generator[_ReserveRequest, Reservation, Reservation]:
-        return (yield self)
+    def __await__(self) -> Generator[_ReserveRequest, Reservation | None, Reservation]:
+        result = yield self
+        assert result is not None  # the scheduler always answers with a Reservation
+        return result
 
 
 class OrderActor:
-    __slots__ = ("coro", "mailbox", "order_id", "scheduler", "state", "timer")
+    __slots__ = ("coro", "lines", "mailbox", "order_id", "scheduler", "state", "timer")
 
     def __init__(self, scheduler: Scheduler, order_id: str, state: OrderState | None) -> None:
         self.scheduler = scheduler
         self.order_id = order_id
         self.state = state
         self.mailbox: deque[Message] = deque()
-        self.coro: Coroutine[_ReserveRequest, Reservation, None] | None = None
+        self.coro: Coroutine[_ReserveRequest, Reservation | None, None] | None = None
         self.timer: _CountedTimer | None = None
+        self.lines: list[LineItem] = [] if state is None else state.lines()
 
     async def run(self) -> None:
         mailbox = self.mailbox
@@ -141,6 +140,7 @@ class OrderActor:
         if self.state is not None:
             return  # already processed: a redelivered command changes nothing
         order = message.order
+        self.lines = list(order.items)
         prices = self.scheduler.prices
         self._emit(Status.PENDING, pending_data(order, prices, message.at, message.position))
         unknown = sorted({i.product_id for i in order.items if i.product_id not in prices})
@@ -167,7 +167,7 @@ class OrderActor:
             self.scheduler.refused.append((self.order_id, f"cannot cancel: order is {current}"))
             return
         if state.status in HOLDS_STOCK:
-            self.scheduler.inventory.release(self.order_id, state.lines())
+            self.scheduler.inventory.release(self.order_id, self.lines)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -178,7 +178,7 @@ class OrderActor:
     async def _reserve(self) -> None:
         state = self.state
         assert state is not None
-        result = await _ReserveRequest(self.order_id, state.lines())
+        result = await _ReserveRequest(self.order_id, self.lines)
         if result.ok:
             self._emit(Status.RESERVED, None)
             self._after(Status.RESERVED)
@@ -189,8 +189,7 @@ class OrderActor:
 
     def _advance(self, target: Status) -> None:
         if target is Status.SHIPPED:
-            assert self.state is not None
-            self.scheduler.inventory.consume(self.order_id, self.state.lines())
+            self.scheduler.inventory.consume(self.order_id, self.lines)
         self._emit(target, None)
         self._after(target)
 
@@ -207,11 +206,13 @@ class OrderActor:
 
     def _emit(self, status: Status, data: dict[str, Any] | None) -> None:
         scheduler = self.scheduler
-        seq = 1 if self.state is None else self.state.version + 1
+        state = self.state
+        seq = 1 if state is None else state.version + 1
         event = Event(self.order_id, seq, status, scheduler.clock(), data)
-        self.state = apply(self.state, event)
-        scheduler.changes.events.append(event)
-        scheduler.changes.orders[self.order_id] = self.state
+        self.state = state = apply(state, event)
+        changes = scheduler.changes
+        changes.events.append(event)
+        changes.orders[self.order_id] = state
 
 
 class Scheduler:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -80,6 +81,13 @@ class Engine:
         """Process commands until stopped (or, with ``until_idle``, until nothing can move)."""
         backend = self.backend
         backend.claim_engine()
+        # The engine allocates a few objects per event and keeps few of them: with
+        # the default thresholds the cyclic GC ran often enough to take ~45% of the
+        # engine's time at 100k orders (profiled). Freeze what exists at start and
+        # collect the young generation less often; restored on the way out.
+        thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
         try:
             self.scheduler.loop = asyncio.get_running_loop()
             self.position = backend.position()
@@ -104,8 +112,9 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
         finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
             backend.release_engine()
-        self._report()
         return self.stats
 
     def _report(self) -> None:
@@ -167,7 +176,13 @@ class Engine:
 
     def _dispatch(self, commands: list[Command]) -> None:
         scheduler = self.scheduler
-        wanted = {c.order_id for c in commands if c.order_id is not None} - scheduler.actors.keys()
+        # Submissions need no lookup: the command log takes each order id once, and a
+        # batch is committed with its position, so no submission is ever seen twice.
+        wanted = {
+            c.order_id
+            for c in commands
+            if c.order_id is not None and c.kind is not CommandKind.SUBMIT
+        } - scheduler.actors.keys()
         states = self.backend.orders.get_many(wanted) if wanted else {}
         submits = [c for c in commands if c.kind is CommandKind.SUBMIT]
         scheduler.prices = self.backend.inventory.prices(

@@ -213,7 +213,7 @@ class ReadModel(Protocol):
 
     def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderState]: ...
 
-    def list(self, flt: OrderFilter) -> list[OrderState]: ...
+    def query(self, flt: OrderFilter) -> list[OrderState]: ...
 
     def backordered(
         self, product_id: str | None, after_arrival: int, limit: int
@@ -247,10 +247,17 @@ class ReadModel(Protocol):
 class Backend(Protocol):
     """One deployment's set of ports, plus the atomic commit that ties them together."""
 
-    commands: CommandLog
-    events: EventLog
-    inventory: Inventory
-    orders: ReadModel
+    @property
+    def commands(self) -> CommandLog: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    @property
+    def inventory(self) -> Inventory: ...
+
+    @property
+    def orders(self) -> ReadModel: ...
 
     def commit(self, changes: Changes) -> None:
         """Durably apply a batch: events, order rows, inventory effects and the position."""

@@ -339,7 +339,7 @@ class SqliteBackend:
                         (
                             e.order_id,
                             e.seq,
-                            e.status.value,
+                            e.status,  # a StrEnum is a str: no .value lookup per row
                             e.at,
                             None if e.data is None else orjson.dumps(e.data),
                         )
@@ -358,7 +358,7 @@ class SqliteBackend:
                         (
                             s.id,
                             s.customer_id,
-                            s.status.value,
+                            s.status,
                             orjson.dumps(s.items),
                             s.total,
                             s.notes,

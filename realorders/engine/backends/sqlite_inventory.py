@@ -73,32 +73,42 @@ class SqliteInventory:
     def reserve_many(self, requests: Sequence[tuple[str, Sequence[LineItem]]]) -> list[Reservation]:
         results: list[Reservation] = []
         ok = Reservation(ok=True)
+        stock, holding, dirty = self._stock, self._holding, self._dirty
         for order_id, lines in requests:
-            if order_id in self._holding:
+            if order_id in holding:
                 results.append(ok)
                 continue
             needs = _needs(lines)
-            levels = {pid: self._level(pid) for pid in needs}
-            unknown = tuple(sorted(pid for pid, level in levels.items() if level is None))
-            if unknown:
-                results.append(Reservation(ok=False, unknown=unknown))
+            fits = True
+            for pid, qty in needs.items():
+                level = stock.get(pid) or self._level(pid)
+                if level is None or level[0] - level[1] < qty:
+                    fits = False
+                    break
+            if not fits:
+                results.append(self._refusal(needs))
                 continue
-            shortages = tuple(
+            for pid, qty in needs.items():
+                stock[pid][1] += qty
+                dirty.add(pid)
+            holding.add(order_id)
+            results.append(ok)
+        return results
+
+    def _refusal(self, needs: dict[str, int]) -> Reservation:
+        """Say what is missing (the slow path, taken only when a reservation fails)."""
+        levels = {pid: self._level(pid) for pid in needs}
+        unknown = tuple(sorted(pid for pid, level in levels.items() if level is None))
+        if unknown:
+            return Reservation(ok=False, unknown=unknown)
+        return Reservation(
+            ok=False,
+            shortages=tuple(
                 (pid, qty, level[0] - level[1])
                 for pid, qty in needs.items()
                 if (level := levels[pid]) is not None and level[0] - level[1] < qty
-            )
-            if shortages:
-                results.append(Reservation(ok=False, shortages=shortages))
-                continue
-            for pid, qty in needs.items():
-                level = levels[pid]
-                assert level is not None
-                level[1] += qty
-                self._dirty.add(pid)
-            self._holding.add(order_id)
-            results.append(ok)
-        return results
+            ),
+        )
 
     def release(self, order_id: str, lines: Sequence[LineItem]) -> None:
         if order_id not in self._holding:

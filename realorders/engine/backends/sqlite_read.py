@@ -91,7 +91,7 @@ class SqliteReadModel:
                 found[row[0]] = _order(row)
         return found
 
-    def list(self, flt: OrderFilter) -> list[OrderState]:
+    def query(self, flt: OrderFilter) -> list[OrderState]:
         where: list[str] = []
         args: list[Any] = []
         if flt.status is not None:
@@ -152,8 +152,7 @@ class SqliteReadModel:
         counts = {s.value: 0 for s in Status}
         for low, high in ranges:
             for status, count in self._conn.execute(
-                "SELECT status, count(*) FROM orders WHERE arrival BETWEEN ? AND ? "
-                "GROUP BY status",
+                "SELECT status, count(*) FROM orders WHERE arrival BETWEEN ? AND ? GROUP BY status",
                 (low, high),
             ):
                 counts[status] += count
