@@ -23,14 +23,15 @@ from rich.table import Table
 from rich.text import Text
 
 from realorders.client import Client
-from realorders.domain import TERMINAL, Event, Status
+from realorders.domain import TERMINAL, Event, Order, Status
 from realorders.engine import Delays, Engine
 from realorders.intake import ParsedOrder, read_orders
 
 from .app import err, out
 from .output import STATUS_STYLE, clock, status_text
 
-_SCARCE = "HD-03"  # restocked half-way: its backorders wake up in arrival order
+# (after how many submitted orders, product, units): backorders wake in arrival order
+_RESTOCKS = ((24, "DK-05", 6), (36, "HD-03", 4))
 
 
 def examples_dir() -> Path:
@@ -63,29 +64,24 @@ def run_demo(path: str | None, speed: float) -> None:
         counts = client.backend.orders.counts()
     out.print(Text("finished: ") + Text(", ".join(f"{n} {s}" for s, n in counts.items() if n)))
     out.print(f"check: {'every invariant holds' if report.ok else report.problems[0]}")
-    out.print(
-        Text.assemble(
-            "explore it:  ",
-            (f"realorders --db {db} list", "bold"),
-            " · ",
-            (f"realorders --db {db} show ORD-0001", "bold"),
-            " · ",
-            (f"realorders --db {db} stats", "bold"),
-        )
-    )
+    out.print("explore it:")
+    for command in ("list", "show ORD-0001", "inventory list", "stats"):
+        out.print(Text.assemble("  ", (f"realorders --db {db} {command}", "bold")))
 
 
-async def _play(client: Client, orders: list, delays: Delays, speed: float) -> None:  # type: ignore[type-arg]
+async def _play(client: Client, orders: list[Order], delays: Delays, speed: float) -> None:
     engine = Engine(client.backend, delays=delays, poll_interval=0.02, report_interval=3600)
     engine_task = asyncio.create_task(engine.run())
     recent: deque[Event] = deque(maxlen=12)
     cursor = client.backend.events.head()
     start = time.monotonic()
     live_view = out.is_terminal
-    cancelled = restocked = False
+    cancelled = False
+    actions: list[str] = []
+    restocks = list(_RESTOCKS)
 
     def frame() -> Group:
-        return _frame(client, recent, time.monotonic() - start)
+        return _frame(client, recent, actions, time.monotonic() - start)
 
     with (
         Live(frame(), console=out, refresh_per_second=8, transient=False)
@@ -97,10 +93,11 @@ async def _play(client: Client, orders: list, delays: Delays, speed: float) -> N
                 client.submit(order)
             cursor = _drain(client, cursor, recent, live_view)
             if not cancelled and index >= 12:
-                cancelled = _cancel_one(client)
-            if not restocked and index >= 30:
-                client.restock(_SCARCE, 6)
-                restocked = True
+                cancelled = _cancel_one(client, actions)
+            if restocks and index >= restocks[0][0]:
+                _, product_id, units = restocks.pop(0)
+                client.restock(product_id, units)
+                actions.append(f"restocked {product_id} +{units}")
             live.update(frame())
             await asyncio.sleep(0.35 / speed)
         deadline = time.monotonic() + 30 / speed
@@ -128,11 +125,12 @@ def _drain(client: Client, after: int, recent: deque[Event], live_view: bool) ->
     return after
 
 
-def _cancel_one(client: Client) -> bool:
+def _cancel_one(client: Client, actions: list[str]) -> bool:
     for state in client.orders(status=Status.RESERVED, limit=1) or client.orders(
         status=Status.BACKORDERED, limit=1
     ):
         client.cancel(state.id, "customer changed their mind (demo)")
+        actions.append(f"cancelled {state.id}")
         return True
     return False
 
@@ -146,12 +144,14 @@ def _settled(client: Client) -> bool:
     )
 
 
-def _frame(client: Client, recent: deque[Event], elapsed: float) -> Group:
+def _frame(client: Client, recent: deque[Event], actions: list[str], elapsed: float) -> Group:
     counts = client.backend.orders.counts()
     flow = Text()
     for status in Status:
-        flow.append(f" {status.value} ", style=f"bold {STATUS_STYLE[status]}")
-        flow.append(f"{counts[status.value]:>3}  ")
+        flow.append(status.value, style=f"bold {STATUS_STYLE[status]}")
+        flow.append(f" {counts[status.value]}   ")
+    if actions:
+        flow.append("\n" + " · ".join(actions), style="dim")
     events = Table(show_edge=False, header_style="bold", expand=True)
     for header in ("AT", "ORDER", "STATUS", "REASON"):
         events.add_column(header, no_wrap=header != "REASON")
