@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from realorders.domain import HOLDS_STOCK, FoldError, OrderState, Status, fold
+from realorders.domain import HOLDS_STOCK, MAX_QUANTITY, FoldError, OrderState, Status, fold
 from realorders.engine.ports import Backend
 
 __all__ = ["CheckReport", "check"]
@@ -83,6 +83,8 @@ def check(backend: Backend) -> CheckReport:
             continue
         assert state is not None
         report.orders += 1
+        if any(not 1 <= item["quantity"] <= MAX_QUANTITY for item in state.items):
+            report.add(f"order {order_id!r}: a line quantity is outside 1..{MAX_QUANTITY}")
         tally = (
             shipped
             if state.status in _SHIPPED

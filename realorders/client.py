@@ -46,7 +46,7 @@ from realorders.errors import (
 )
 from realorders.ids import new_id
 from realorders.importer import ImportReport, import_orders
-from realorders.intake import Format
+from realorders.intake import Format, order_from_obj
 
 __all__ = ["BACKENDS", "Client", "OrderView"]
 
@@ -154,7 +154,13 @@ class Client:
         return self.backend.catalogue.get(product_id)
 
     def add_product(self, product_id: str, name: str, price: float, stock: int = 0) -> None:
-        self.backend.catalogue.add(product_id, name, price, stock)
+        if price < 0 or stock < 0:
+            raise InputError("price and stock cannot be negative")
+        if not self.backend.catalogue.add(product_id, name, price, stock):
+            # back after a removal: its old stock row may be cached by a running engine
+            self.backend.commands.append(
+                CommandKind.SET_STOCK, None, {"product_id": product_id, "quantity": stock}
+            )
 
     def update_product(
         self, product_id: str, *, name: str | None = None, price: float | None = None
@@ -211,6 +217,10 @@ class Client:
             if not items:
                 raise InputError("an order needs at least one item")
             order = Order(order_id or new_id(), customer_id, tuple(items), notes)
+        try:  # the same rules every file obeys
+            order = order_from_obj(order.to_dict(), "order", 1)
+        except InputError as exc:
+            raise InputError(exc.reason) from None
         (result,) = self.backend.commands.append_orders([order])
         if result.outcome is IntakeOutcome.CONFLICT:
             raise ConflictError(

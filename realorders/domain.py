@@ -60,7 +60,8 @@ ALLOWED: dict[Status | None, frozenset[Status]] = {
     Status.PENDING: frozenset(
         {Status.RESERVED, Status.BACKORDERED, Status.REJECTED, Status.CANCELLED}
     ),
-    Status.BACKORDERED: frozenset({Status.RESERVED, Status.CANCELLED}),
+    # rejected: its product left the catalogue while it waited
+    Status.BACKORDERED: frozenset({Status.RESERVED, Status.CANCELLED, Status.REJECTED}),
     Status.RESERVED: frozenset({Status.PACKED, Status.CANCELLED}),
     Status.PACKED: frozenset({Status.SHIPPED, Status.CANCELLED}),
     Status.SHIPPED: frozenset({Status.DELIVERED}),

@@ -168,6 +168,7 @@ class OrderActor:
             return
         if state.status in HOLDS_STOCK:
             self.scheduler.inventory.release(self.order_id, self.lines)
+            self.scheduler.released.update(line.product_id for line in self.lines)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -183,7 +184,10 @@ class OrderActor:
             self._emit(Status.RESERVED, None)
             self._after(Status.RESERVED)
         elif result.unknown:
-            self._emit(Status.REJECTED, {"reason": result.reason()})
+            reason = result.reason()
+            if state.status is Status.BACKORDERED:
+                reason = f"{reason}: it left the catalogue while the order waited"
+            self._emit(Status.REJECTED, {"reason": reason})
         elif state.status is not Status.BACKORDERED:
             self._emit(Status.BACKORDERED, {"reason": result.reason()})
 
@@ -234,6 +238,7 @@ class Scheduler:
         self.changes = Changes(position=0)
         self.prices: dict[str, float] = {}
         self.refused: list[tuple[str, str]] = []
+        self.released: set[str] = set()  # products whose stock a cancel gave back
         self.timers = 0
         self.loop: asyncio.AbstractEventLoop | None = None
 

@@ -132,9 +132,17 @@ class Engine:
         if len(self.scheduler.actors) >= self.max_live:
             return []
         commands = self.backend.commands.read(self.position, self.batch_size)
+        cancelled = False
         for index, command in enumerate(commands):
-            if command.kind in _INVENTORY_KINDS:
+            kind = command.kind
+            if kind in _INVENTORY_KINDS:
                 return commands[: index or 1]
+            if kind is CommandKind.CANCEL:
+                cancelled = True
+            elif cancelled and kind is CommandKind.SUBMIT:
+                # Stock a cancel frees goes to the orders already waiting for it (woken
+                # after this batch commits), not to submissions that arrived later.
+                return commands[:index]
         return commands
 
     def _recover(self) -> None:
@@ -165,6 +173,8 @@ class Engine:
         self.backend.commit(changes)
         self.position = position
         scheduler.passivate()
+        if scheduler.released:
+            self._wake_released()
         for order_id, reason in scheduler.refused:
             log.warning("order %s: %s", order_id, reason)
         scheduler.refused.clear()
@@ -174,14 +184,34 @@ class Engine:
         stats.events += len(changes.events)
         stats.finished += sum(1 for s in changes.orders.values() if s.terminal)
 
+    def _wake_released(self) -> None:
+        """Offer stock freed by cancellations to backorders, as a commit of its own.
+
+        Runs after the batch that freed it has committed, so that every backorder,
+        including those made in that batch, is visible to the query that finds them.
+        """
+        scheduler = self.scheduler
+        products = sorted(scheduler.released)
+        scheduler.released.clear()
+        changes = scheduler.changes = Changes(position=self.position)
+        for product_id in products:
+            self._wake_backorders(product_id)
+        if changes.events:
+            self.backend.commit(changes)
+            scheduler.passivate()
+            self.stats.events += len(changes.events)
+        scheduler.released.clear()  # stock released by these wakes is already offered
+
     def _dispatch(self, commands: list[Command]) -> None:
         scheduler = self.scheduler
-        # Submissions need no lookup: the command log takes each order id once, and a
-        # batch is committed with its position, so no submission is ever seen twice.
+        # On a log that delivers each command once (SQLite commits the position with
+        # the batch) submissions need no lookup; on an at-least-once log they do, so
+        # that a redelivered submission finds its order and changes nothing.
+        redelivers = self.backend.redelivers
         wanted = {
             c.order_id
             for c in commands
-            if c.order_id is not None and c.kind is not CommandKind.SUBMIT
+            if c.order_id is not None and (redelivers or c.kind is not CommandKind.SUBMIT)
         } - scheduler.actors.keys()
         states = self.backend.orders.get_many(wanted) if wanted else {}
         submits = [c for c in commands if c.kind is CommandKind.SUBMIT]

@@ -247,6 +247,10 @@ class ReadModel(Protocol):
 class Backend(Protocol):
     """One deployment's set of ports, plus the atomic commit that ties them together."""
 
+    #: True when the command log may deliver a command again after a restart
+    #: (at-least-once); the engine then looks every order up before acting.
+    redelivers: bool
+
     @property
     def commands(self) -> CommandLog: ...
 

@@ -160,14 +160,22 @@ class SqliteCatalogue:
             raise NotFoundError(f"no product {product_id!r}")
         return {"product_id": row[0], "name": row[1], "price": row[2]}
 
-    def add(self, product_id: str, name: str, price: float, stock: int = 0) -> None:
+    def add(self, product_id: str, name: str, price: float, stock: int = 0) -> bool:
+        """Add a product; returns False when its stock row survives an earlier removal.
+
+        A surviving stock row may be cached by a running engine, so its level is
+        then set through the engine (a command), never written here.
+        """
         with _Tx(self._conn) as conn:
             if conn.execute(
                 "SELECT 1 FROM products WHERE product_id = ?", (product_id,)
             ).fetchone():
                 raise RefusedError(f"product {product_id!r} exists already (use products update)")
             conn.execute("INSERT INTO products VALUES (?, ?, ?)", (product_id, name, price))
+            if conn.execute("SELECT 1 FROM stock WHERE product_id = ?", (product_id,)).fetchone():
+                return False
             self._initial_stock(conn, product_id, stock)
+            return True
 
     def _initial_stock(self, conn: sqlite3.Connection, product_id: str, stock: int) -> None:
         conn.execute(
@@ -202,13 +210,16 @@ class SqliteCatalogue:
                 "SELECT 1 FROM products WHERE product_id = ?", (product_id,)
             ).fetchone():
                 raise NotFoundError(f"no product {product_id!r}")
-            row = conn.execute(
-                "SELECT reserved FROM stock WHERE product_id = ?", (product_id,)
+            waiting = conn.execute(
+                "SELECT count(*), min(o.id) FROM orders o, json_each(o.items) j "
+                "WHERE o.status IN ('pending', 'reserved', 'backordered', 'packed') "
+                "AND j.value ->> 'product_id' = ?",
+                (product_id,),
             ).fetchone()
-            if row is not None and row[0] > 0:
+            if waiting[0]:
                 raise RefusedError(
-                    f"product {product_id!r} has {row[0]} units reserved by open orders; "
-                    "cancel or ship them first"
+                    f"product {product_id!r} is in {waiting[0]} open orders (e.g. {waiting[1]}); "
+                    "cancel them or let them ship first"
                 )
             conn.execute("DELETE FROM products WHERE product_id = ?", (product_id,))
 
@@ -217,7 +228,7 @@ class SqliteCatalogue:
 
         Only for products without reserved stock: setting on_hand under a
         running engine would race its in-memory levels, so ``init`` refuses
-        when an engine is running (see :meth:`SqliteBackend.load_inventory`).
+        when an engine is running (see :meth:`realorders.Client.init`).
         """
         added = updated = 0
         now = time.time()
@@ -261,6 +272,7 @@ class SqliteBackend:
     """All ports over one database file; see the module docstring for who writes what."""
 
     name = "sqlite"
+    redelivers = False  # the command position commits with each batch's effects
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)

@@ -1,0 +1,490 @@
+"""An in-memory implementation of every port in :mod:`realorders.engine.ports`.
+
+For unit tests only: small, single-process, and honest about the semantics the
+SQLite backend has, so that the contract suite in ``tests/contract`` can run
+unchanged against both:
+
+* everything a reader sees (orders, events, stock levels, the ledger, the
+  position) is *committed* state: it changes at :meth:`MemoryBackend.commit`
+  (or at a catalogue edit), never half-way through an engine batch;
+* the inventory decides in a working copy owned by the engine and written at
+  commit; :meth:`MemoryBackend.claim_engine` reloads that copy from committed
+  state, so a "crash" (an engine that stops without committing) loses exactly
+  the uncommitted effects, like the SQLite backend after ``kill -9``;
+* readers get copies, because the engine mutates the states it is handed;
+* one ``(order_id, seq)`` per event, like the SQLite unique index, so a double
+  processing bug fails loudly here too.
+
+Several :class:`MemoryBackend` objects may share one :class:`MemoryStore`, the
+way several processes share one database file.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from realorders.domain import HOLDS_STOCK, TERMINAL, Event, LineItem, Order, OrderState, Status
+from realorders.engine.ports import (
+    Changes,
+    Command,
+    CommandKind,
+    EngineInfo,
+    IntakeOutcome,
+    IntakeResult,
+    OrderFilter,
+    Reservation,
+    StockLevel,
+)
+from realorders.errors import EngineBusyError, NotFoundError, RefusedError
+
+__all__ = ["MemoryBackend", "MemoryStore"]
+
+_IN_FLIGHT = frozenset({Status.RESERVED, Status.PACKED, Status.SHIPPED})
+
+
+def _copy_state(state: OrderState) -> OrderState:
+    clone = copy.copy(state)
+    clone.items = copy.deepcopy(state.items)
+    return clone
+
+
+def _needs(lines: Sequence[LineItem]) -> dict[str, int]:
+    needs: dict[str, int] = {}
+    for line in lines:
+        needs[line.product_id] = needs.get(line.product_id, 0) + line.quantity
+    return needs
+
+
+@dataclass
+class MemoryStore:
+    """The committed state: what a database file would hold."""
+
+    clock: Callable[[], float] = time.time
+    products: dict[str, tuple[str, float]] = field(default_factory=dict)
+    stock: dict[str, tuple[int, int]] = field(default_factory=dict)  # on_hand, reserved
+    ledger: list[tuple[str, int, str, float]] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    submits: dict[str, bytes] = field(default_factory=dict)  # order id -> digest
+    events: list[Event] = field(default_factory=list)  # cursor = index + 1
+    by_order: dict[str, list[Event]] = field(default_factory=dict)
+    orders: dict[str, OrderState] = field(default_factory=dict)
+    position: int = 0
+    engine_claimed: bool = False
+    pid: int | None = None
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+
+
+class MemoryCommandLog:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def _next_position(self) -> int:
+        commands = self._store.commands
+        return commands[-1].position + 1 if commands else 1
+
+    def append_orders(self, orders: Sequence[Order]) -> list[IntakeResult]:
+        store = self._store
+        now = store.clock()
+        results: list[IntakeResult] = []
+        for order in orders:
+            digest = order.digest()
+            seen = store.submits.get(order.id)
+            if seen is not None:
+                outcome = IntakeOutcome.DUPLICATE if seen == digest else IntakeOutcome.CONFLICT
+                results.append(IntakeResult(order.id, outcome))
+                continue
+            position = self._next_position()
+            store.submits[order.id] = digest
+            body = orjson.loads(orjson.dumps(order.to_dict()))
+            store.commands.append(Command(position, CommandKind.SUBMIT, order.id, body, now))
+            results.append(IntakeResult(order.id, IntakeOutcome.ACCEPTED, position))
+        return results
+
+    def digests(self, order_ids: Sequence[str]) -> dict[str, bytes]:
+        submits = self._store.submits
+        return {oid: submits[oid] for oid in order_ids if oid in submits}
+
+    def append(self, kind: CommandKind, order_id: str | None, body: dict[str, Any]) -> int:
+        store = self._store
+        position = self._next_position()
+        store.commands.append(
+            Command(position, kind, order_id, orjson.loads(orjson.dumps(body)), store.clock())
+        )
+        return position
+
+    def read(self, after: int, limit: int) -> list[Command]:
+        # positions are dense from 1, so the list index is position - 1
+        return [copy.deepcopy(c) for c in self._store.commands[max(0, after) : after + limit]]
+
+    def submitted(self, order_id: str) -> Order | None:
+        for command in self._store.commands:
+            if command.kind is CommandKind.SUBMIT and command.order_id == order_id:
+                return Order.from_dict(command.body)
+        return None
+
+    def queued(self, after: int, limit: int) -> list[tuple[Order, int, float]]:
+        found = [
+            (Order.from_dict(c.body), c.position, c.at)
+            for c in self._store.commands
+            if c.kind is CommandKind.SUBMIT and c.position > after
+        ]
+        return found[::-1][:limit]
+
+
+class MemoryEventLog:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def tail(self, after: int, limit: int) -> list[tuple[int, Event]]:
+        events = self._store.events
+        start = max(0, after)
+        return [(start + i + 1, e) for i, e in enumerate(events[start : start + limit])]
+
+    def head(self) -> int:
+        return len(self._store.events)
+
+    def history(self, order_id: str) -> list[Event]:
+        return list(self._store.by_order.get(order_id, ()))
+
+    def scan(self) -> Iterator[list[Event]]:
+        for order_id in sorted(self._store.by_order):
+            yield list(self._store.by_order[order_id])
+
+
+class MemoryInventory:
+    """The engine's working copy of stock; written to the store at commit."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._stock: dict[str, list[int]] = {}
+        self._holding: set[str] = set()
+        self._ledger: list[tuple[str, int, str, float]] = []
+
+    def load(self) -> None:
+        store = self._store
+        self._stock = {pid: list(store.stock.get(pid, (0, 0))) for pid in store.products}
+        self._holding = {oid for oid, s in store.orders.items() if s.status in HOLDS_STOCK}
+        self._ledger = []
+
+    def flush(self) -> None:
+        store = self._store
+        for pid, (on_hand, reserved) in self._stock.items():
+            store.stock[pid] = (on_hand, reserved)
+        store.ledger.extend(self._ledger)
+        self._ledger = []
+
+    def _level(self, product_id: str) -> list[int] | None:
+        level = self._stock.get(product_id)
+        if level is None:
+            if product_id not in self._store.products:
+                return None
+            level = self._stock[product_id] = list(self._store.stock.get(product_id, (0, 0)))
+        return level
+
+    def reserve_many(self, requests: Sequence[tuple[str, Sequence[LineItem]]]) -> list[Reservation]:
+        results: list[Reservation] = []
+        for order_id, lines in requests:
+            if order_id in self._holding:
+                results.append(Reservation(ok=True))
+                continue
+            needs = _needs(lines)
+            levels = {pid: self._level(pid) for pid in needs}
+            unknown = tuple(sorted(pid for pid, level in levels.items() if level is None))
+            if unknown:
+                results.append(Reservation(ok=False, unknown=unknown))
+                continue
+            shortages = tuple(
+                (pid, qty, level[0] - level[1])
+                for pid, qty in needs.items()
+                if (level := levels[pid]) is not None and level[0] - level[1] < qty
+            )
+            if shortages:
+                results.append(Reservation(ok=False, shortages=shortages))
+                continue
+            for pid, qty in needs.items():
+                level = levels[pid]
+                assert level is not None
+                level[1] += qty
+            self._holding.add(order_id)
+            results.append(Reservation(ok=True))
+        return results
+
+    def release(self, order_id: str, lines: Sequence[LineItem]) -> None:
+        if order_id not in self._holding:
+            return
+        self._holding.discard(order_id)
+        for pid, qty in _needs(lines).items():
+            level = self._level(pid)
+            if level is not None:
+                level[1] -= qty
+
+    def consume(self, order_id: str, lines: Sequence[LineItem]) -> None:
+        if order_id not in self._holding:
+            return
+        self._holding.discard(order_id)
+        for pid, qty in _needs(lines).items():
+            level = self._level(pid)
+            if level is not None:
+                level[0] -= qty
+                level[1] -= qty
+
+    def restock(self, product_id: str, quantity: int, at: float) -> None:
+        level = self._level(product_id)
+        if level is None:
+            return
+        level[0] += quantity
+        self._ledger.append((product_id, quantity, "restock", at))
+
+    def set_on_hand(self, product_id: str, quantity: int, at: float) -> str | None:
+        level = self._level(product_id)
+        if level is None:
+            return f"unknown product {product_id!r}"
+        if quantity < level[1]:
+            return f"{product_id}: cannot set on hand to {quantity}, {level[1]} reserved"
+        self._ledger.append((product_id, quantity - level[0], "set", at))
+        level[0] = quantity
+        return None
+
+    def available(self, product_id: str) -> int:
+        level = self._level(product_id)
+        return 0 if level is None else level[0] - level[1]
+
+    def prices(self, product_ids: Iterable[str]) -> dict[str, float]:
+        products = self._store.products
+        return {pid: products[pid][1] for pid in set(product_ids) if pid in products}
+
+
+class MemoryReadModel:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def get(self, order_id: str) -> OrderState | None:
+        state = self._store.orders.get(order_id)
+        return None if state is None else _copy_state(state)
+
+    def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderState]:
+        orders = self._store.orders
+        return {oid: _copy_state(orders[oid]) for oid in order_ids if oid in orders}
+
+    def query(self, flt: OrderFilter) -> list[OrderState]:
+        orders = self._store.orders
+        found = list(orders.values())
+        if flt.status is not None:
+            found = [s for s in found if s.status is flt.status]
+        if flt.customer_id is not None:
+            found = [s for s in found if s.customer_id == flt.customer_id]
+        if flt.order_id_prefix:
+            found = [s for s in found if s.id.startswith(flt.order_id_prefix)]
+        if flt.before is not None:
+            anchor = orders.get(flt.before)
+            found = [] if anchor is None else [s for s in found if s.arrival < anchor.arrival]
+        found.sort(key=lambda s: s.arrival, reverse=True)
+        if flt.limit is not None:
+            found = found[: flt.limit]
+        return [_copy_state(s) for s in found]
+
+    def backordered(
+        self, product_id: str | None, after_arrival: int, limit: int
+    ) -> list[OrderState]:
+        found = sorted(
+            (
+                s
+                for s in self._store.orders.values()
+                if s.status is Status.BACKORDERED
+                and s.arrival > after_arrival
+                and (product_id is None or any(i["product_id"] == product_id for i in s.items))
+            ),
+            key=lambda s: s.arrival,
+        )
+        return [_copy_state(s) for s in found[:limit]]
+
+    def in_flight(self) -> list[OrderState]:
+        found = sorted(
+            (s for s in self._store.orders.values() if s.status in _IN_FLIGHT),
+            key=lambda s: s.arrival,
+        )
+        return [_copy_state(s) for s in found]
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for state in self._store.orders.values():
+            counts[state.status.value] += 1
+        return counts
+
+    def stats(self, window: float = 60.0) -> dict[str, Any]:
+        store = self._store
+        now = store.clock()
+        counts = self.counts()
+        finished = sum(counts[s.value] for s in TERMINAL)
+        states = list(store.orders.values())
+        latencies = sorted(
+            s.terminal_at - s.created_at for s in states if s.terminal_at is not None
+        )
+        recent_orders = sum(
+            1 for s in states if s.terminal_at is not None and s.terminal_at >= now - window
+        )
+        recent_events = sum(1 for e in store.events if e.at >= now - window)
+        first = min((s.created_at for s in states), default=None)
+        last = max((s.terminal_at for s in states if s.terminal_at is not None), default=None)
+        span = (last - first) if first is not None and last is not None else 0.0
+        head = store.commands[-1].position if store.commands else 0
+
+        def pct(fraction: float) -> float | None:
+            if not latencies:
+                return None
+            index = min(len(latencies) - 1, max(0, round(fraction * len(latencies)) - 1))
+            return latencies[index]
+
+        return {
+            "orders": len(states),
+            "by_status": counts,
+            "in_flight": len(states) - finished,
+            "finished": finished,
+            "throughput": {
+                "window_seconds": window,
+                "orders_per_second": recent_orders / window,
+                "events_per_second": recent_events / window,
+                "overall_orders_per_second": finished / span if span > 0 else None,
+            },
+            "latency_seconds": {
+                "p50": pct(0.50),
+                "p95": pct(0.95),
+                "p99": pct(0.99),
+                "max": latencies[-1] if latencies else None,
+            },
+            "backlog": max(0, head - store.position),
+        }
+
+    def levels(self) -> list[StockLevel]:
+        store = self._store
+        waiting: dict[str, int] = {}
+        for state in store.orders.values():
+            if state.status is Status.BACKORDERED:
+                for pid in {i["product_id"] for i in state.items}:
+                    waiting[pid] = waiting.get(pid, 0) + 1
+        return [
+            StockLevel(pid, name, price, *store.stock.get(pid, (0, 0)), waiting.get(pid, 0))
+            for pid, (name, price) in sorted(store.products.items())
+        ]
+
+    def count(self) -> int:
+        return len(self._store.orders)
+
+    def ledger_totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for pid, delta, _kind, _at in self._store.ledger:
+            totals[pid] = totals.get(pid, 0) + delta
+        return totals
+
+    def stock_rows(self) -> dict[str, tuple[int, int]]:
+        return dict(self._store.stock)
+
+
+class MemoryCatalogue:
+    """Products: edited directly (committed at once), like ``SqliteCatalogue``."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def list(self) -> list[dict[str, Any]]:
+        return [
+            {"product_id": pid, "name": name, "price": price}
+            for pid, (name, price) in sorted(self._store.products.items())
+        ]
+
+    def get(self, product_id: str) -> dict[str, Any]:
+        found = self._store.products.get(product_id)
+        if found is None:
+            raise NotFoundError(f"no product {product_id!r}")
+        return {"product_id": product_id, "name": found[0], "price": found[1]}
+
+    def add(self, product_id: str, name: str, price: float, stock: int = 0) -> None:
+        store = self._store
+        if product_id in store.products:
+            raise RefusedError(f"product {product_id!r} exists already (use products update)")
+        store.products[product_id] = (name, price)
+        store.stock.setdefault(product_id, (stock, 0))
+        store.ledger.append((product_id, stock, "initial", store.clock()))
+
+
+class MemoryBackend:
+    """Every port over one :class:`MemoryStore`; see the module docstring."""
+
+    name = "memory"
+    redelivers = False
+
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        self.store = store if store is not None else MemoryStore()
+        self.commands = MemoryCommandLog(self.store)
+        self.events = MemoryEventLog(self.store)
+        self.orders = MemoryReadModel(self.store)
+        self.inventory = MemoryInventory(self.store)
+        self.catalogue = MemoryCatalogue(self.store)
+        self._claimed = False
+        self.commits = 0
+
+    def claim_engine(self) -> None:
+        store = self.store
+        if store.engine_claimed:
+            raise EngineBusyError(f"another engine (pid {store.pid}) is already running")
+        store.engine_claimed = self._claimed = True
+        store.pid = id(self)
+        store.started_at = store.heartbeat_at = store.clock()
+        self.inventory.load()
+
+    def release_engine(self) -> None:
+        if not self._claimed:
+            return
+        store = self.store
+        store.engine_claimed = self._claimed = False
+        store.pid = store.heartbeat_at = None
+
+    def engine_running(self) -> bool:
+        return self.store.engine_claimed
+
+    def commit(self, changes: Changes) -> None:
+        store = self.store
+        seen: set[tuple[str, int]] = set()
+        for event in changes.events:  # check first: a refused commit changes nothing
+            key = (event.order_id, event.seq)
+            history = store.by_order.get(event.order_id, [])
+            if key in seen or any(e.seq == event.seq for e in history):
+                raise ValueError(f"duplicate event {event.order_id!r} #{event.seq}")
+            seen.add(key)
+        for event in changes.events:
+            store.events.append(event)
+            store.by_order.setdefault(event.order_id, []).append(event)
+        for order_id, state in changes.orders.items():
+            store.orders[order_id] = _copy_state(state)
+        self.inventory.flush()
+        store.position = changes.position
+        store.heartbeat_at = store.clock()
+        self.commits += 1
+
+    def position(self) -> int:
+        return self.store.position
+
+    def engine_info(self) -> EngineInfo:
+        store = self.store
+        head = store.commands[-1].position if store.commands else 0
+        return EngineInfo(
+            pid=store.pid,
+            started_at=store.started_at,
+            heartbeat_at=store.heartbeat_at,
+            position=store.position,
+            head=head,
+        )
+
+    def heartbeat(self, position: int) -> None:
+        if self.store.position == position:
+            self.store.heartbeat_at = self.store.clock()
+
+    def close(self) -> None:
+        self.release_engine()
