@@ -3,8 +3,8 @@
 Unlike order intake, this is all-or-nothing: ``init`` loads the catalogue in one
 transaction, so the first bad row raises :class:`InputError` with its file and
 line rather than loading a partial catalogue. Files are small, so the rows are
-returned as a list; the parsing helpers are intake's, so line numbers, BOM and
-CRLF handling match what users see there.
+returned as a list; the format-level reading is shared with order intake
+(:mod:`realorders._textio`), so line numbers, BOM and CRLF handling match.
 """
 
 from __future__ import annotations
@@ -15,18 +15,16 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import BinaryIO, NoReturn
 
-from realorders.errors import InputError
-from realorders.intake import (
-    _check_text,
-    _clip,
-    _csv_columns,
-    _csv_records,
-    _json_text,
-    _json_type,
-    _json_values,
-    _JsonProblem,
-    _text,
+from realorders._jsonstream import JsonProblem, json_values
+from realorders._textio import (
+    check_text,
+    clip,
+    csv_table,
+    json_text,
+    json_type,
+    required_text,
 )
+from realorders.errors import InputError
 
 __all__ = ["MAX_STOCK", "ProductRow", "read_inventory"]
 
@@ -43,6 +41,8 @@ _COLUMNS = {
 
 @dataclass(frozen=True, slots=True)
 class ProductRow:
+    """One catalogue entry as the file gives it, already validated."""
+
     product_id: str
     name: str
     price: float
@@ -69,7 +69,7 @@ def _unique(rows: Iterator[tuple[int, ProductRow]], path: str) -> list[ProductRo
     for line, row in rows:
         if row.product_id in seen:
             first = seen[row.product_id]
-            reason = f"product {_clip(row.product_id)!r} is listed twice (first at line {first})"
+            reason = f"product {clip(row.product_id)!r} is listed twice (first at line {first})"
             raise InputError(reason, path, line)
         seen[row.product_id] = line
         products.append(row)
@@ -79,24 +79,19 @@ def _unique(rows: Iterator[tuple[int, ProductRow]], path: str) -> list[ProductRo
 
 
 def _read_csv(stream: BinaryIO, path: str) -> Iterator[tuple[int, ProductRow]]:
-    records = _csv_records(stream)
-    header = next(records, None)
-    if header is None:
-        raise InputError("file is empty", path, 1)
-    for line, reason in header.problems:
+    table, problems = csv_table(stream, _COLUMNS, "product_id", "price", "stock")
+    if table is None or problems:  # all or nothing: the first problem stops the load
+        line, reason = problems[0]
         raise InputError(reason, path, line)
-    try:
-        columns = _csv_columns(header.fields, _COLUMNS, "product_id", "price", "stock")
-    except ValueError as exc:
-        raise InputError(str(exc), path, header.line) from None
-    for record in records:
+    columns = table.columns
+    for record in table.rows:
         for line, reason in record.problems:
             raise InputError(reason, path, line)
         fields = record.fields
         try:
-            if len(fields) != len(header.fields):
-                raise ValueError(f"expected {len(header.fields)} fields, got {len(fields)}")
-            product_id = _check_text(fields[columns["product_id"]], "product_id")
+            if len(fields) != table.width:
+                raise ValueError(f"expected {table.width} fields, got {len(fields)}")
+            product_id = check_text(fields[columns["product_id"]], "product_id")
             name = fields[columns["name"]] if "name" in columns else ""
             price = float(_csv_number(fields[columns["price"]], _PRICE, "price"))
             stock = int(_csv_number(fields[columns["stock"]], _DIGITS, "stock"))
@@ -109,16 +104,16 @@ def _read_csv(stream: BinaryIO, path: str) -> Iterator[tuple[int, ProductRow]]:
 def _csv_number(text: str, pattern: re.Pattern[str], name: str) -> str:
     """CSV numbers are plain decimals: no signs, exponents, currency or thousands marks."""
     if not pattern.fullmatch(text := text.strip()):
-        _refuse(name, _clip(text) or "an empty field")
+        _refuse(name, clip(text) or "an empty field")
     return text
 
 
 def _read_json(stream: BinaryIO, path: str) -> Iterator[tuple[int, ProductRow]]:
-    for item in _json_values(stream):
-        if isinstance(item, _JsonProblem):
+    for item in json_values(stream):
+        if isinstance(item, JsonProblem):
             raise InputError(item.reason, path, item.line)
         if not item.in_array:
-            got = _json_type(item.value)
+            got = json_type(item.value)
             raise InputError(f"expected a JSON array of products, got {got}", path, item.line)
         try:
             row = _json_row(item.value)
@@ -129,15 +124,15 @@ def _read_json(stream: BinaryIO, path: str) -> Iterator[tuple[int, ProductRow]]:
 
 def _json_row(obj: object) -> ProductRow:
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a product object, got {_json_type(obj)}")
-    product_id = _text(obj, "product_id", "productId")
+        raise ValueError(f"expected a product object, got {json_type(obj)}")
+    product_id = required_text(obj, "product_id", "productId")
     name, price, stock = obj.get("name"), obj.get("price"), obj.get("stock")
     if name is not None and not isinstance(name, str):
-        raise ValueError(f"name must be a string, got {_json_text(name)}")
+        raise ValueError(f"name must be a string, got {json_text(name)}")
     if isinstance(price, bool) or not isinstance(price, int | float) or not 0 <= price < 1e300:
-        _refuse("price", _json_text(price))  # also NaN and infinity, which fail the range
+        _refuse("price", json_text(price))  # also NaN and infinity, which fail the range
     if isinstance(stock, bool) or not isinstance(stock, int):
-        _refuse("stock", _json_text(stock))
+        _refuse("stock", json_text(stock))
     return _row(product_id, name or "", float(price), stock)
 
 
@@ -145,7 +140,7 @@ def _row(product_id: str, name: str, price: float, stock: int) -> ProductRow:
     """The rules both formats share; a blank name falls back to the product id."""
     if not 0 <= stock <= MAX_STOCK:
         _refuse("stock", str(stock))
-    _check_text(name, "name", blank_ok=True)
+    check_text(name, "name", blank_ok=True)
     return ProductRow(product_id, name if name.strip() else product_id, price, stock)
 
 
