@@ -255,9 +255,11 @@ class Client:
         """Orders the engine has processed, newest first."""
         return self.backend.orders.query(OrderFilter(status, customer_id, id_prefix, limit))
 
-    def queued(self, limit: int = 100) -> list[tuple[Order, int, float]]:
+    def queued(
+        self, limit: int = 100, customer_id: str | None = None
+    ) -> list[tuple[Order, int, float]]:
         """Submissions the engine has not processed yet, newest first."""
-        return self.backend.commands.queued(self.backend.position(), limit)
+        return self.backend.commands.queued(self.backend.position(), limit, customer_id)
 
     def cancel(self, order_id: str, reason: str | None = None) -> int:
         """Queue a cancellation; refused now if the order is already past cancelling."""

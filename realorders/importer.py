@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 from realorders.domain import Order
 from realorders.engine.ports import Backend, IntakeOutcome
+from realorders.ids import new_id
 from realorders.intake import Format, ParsedOrder, RowError, read_orders
 
 __all__ = ["ImportReport", "import_orders"]
@@ -29,6 +30,7 @@ class ImportReport:
     duplicates: int = 0
     conflicts: int = 0
     invalid: int = 0  # rows refused by the parser
+    generated_ids: int = 0  # orders without an id: new orders on every import
     seconds: float = 0.0
     positions: list[tuple[int, int]] = field(default_factory=list)  # accepted ranges
 
@@ -51,6 +53,7 @@ class ImportReport:
             "conflicts": self.conflicts,
             "invalid": self.invalid,
             "rejected": self.rejected,
+            "generated_ids": self.generated_ids,
             "seconds": round(self.seconds, 3),
         }
 
@@ -78,7 +81,11 @@ def import_orders(
             if on_batch is not None:
                 on_batch(report)
 
-    for item in read_orders(stream, fmt, source):
+    def make_id() -> str:
+        report.generated_ids += 1
+        return new_id()
+
+    for item in read_orders(stream, fmt, source, id_factory=make_id):
         if isinstance(item, RowError):
             report.invalid += 1
             if on_error is not None:

@@ -40,7 +40,7 @@ def follow(
     events = client.backend.events
     named = set(order_ids)
     open_orders = set(named)
-    if until_done and named:
+    if until_done and named and not from_start:  # a replay shows finished orders first
         for order_id, state in client.backend.orders.get_many(list(named)).items():
             if state.status in TERMINAL:
                 open_orders.discard(order_id)

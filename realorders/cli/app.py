@@ -11,7 +11,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 
@@ -111,15 +110,16 @@ def run_cli(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or bool(_env_flag("REALORDERS_DEBUG"))
     try:
         result = app(args=args, prog_name="realorders", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         return 130
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors from typer's (vendored) click
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"error: {exc}", markup=False, highlight=False)
+        return int(getattr(exc, "exit_code", 2))
     except RealordersError as exc:
         if debug:
             raise

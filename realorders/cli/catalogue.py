@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from realorders.client import Client
@@ -42,6 +44,8 @@ def init(
 ) -> None:
     """Create the database (safe to repeat) and optionally load the catalogue and stock."""
     cfg = settings(ctx)
+    if inventory is not None and not Path(inventory).is_file():
+        raise UsageError(f"{inventory}: no such file")
     existed = cfg.db.exists()
     with cfg.client(create=True) as client:
         verb = "using existing" if existed else "created"

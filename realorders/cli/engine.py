@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from realorders.engine import Delays
-from realorders.errors import UsageError
+from realorders.errors import EngineBusyError, UsageError
 
 from .app import app, err, settings
 
@@ -34,6 +34,10 @@ def run(
     cfg = settings(ctx)
     parsed = parse_delays(delays)
     with cfg.client() as client:
+        if client.engine_running():
+            raise EngineBusyError(
+                f"another engine (pid {client.engine_info().pid}) is already running on {cfg.db}"
+            )
         info = client.engine_info()
         err.print(
             f"engine starting on {cfg.db}: {info.backlog:,} commands waiting"

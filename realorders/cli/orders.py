@@ -15,7 +15,7 @@ from rich.text import Text
 
 from realorders.client import Client, OrderView, event_dict
 from realorders.domain import TERMINAL, LineItem, OrderState, Status
-from realorders.errors import UsageError
+from realorders.errors import InputError, UsageError
 from realorders.importer import ImportReport
 from realorders.intake import RowError, detect_format, parse_item_spec, parse_order_json
 
@@ -83,7 +83,7 @@ def submit(
         else:
             if not customer or not item:
                 raise UsageError("an order needs --customer and at least one --item PRODUCT=QTY")
-            items: list[LineItem] = [parse_item_spec(spec) for spec in item]
+            items: list[LineItem] = [_item(spec) for spec in item]
             result = client.submit(
                 customer_id=customer, items=items, order_id=order_id, notes=notes
             )
@@ -117,6 +117,13 @@ def submit(
             )
 
 
+def _item(spec: str) -> LineItem:
+    try:
+        return parse_item_spec(spec)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _print_result(record: dict[str, Any], as_json: bool) -> None:
     if as_json:
         write_ndjson_line(record)
@@ -147,7 +154,10 @@ def import_(
     Each refused row is reported on stderr as FILE:LINE: reason; good rows are
     kept. Importing the same file again adds nothing and is not an error.
     """
-    format_ = detect_format(None if file == "-" else file, fmt)
+    try:
+        format_ = detect_format(None if file == "-" else file, fmt)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     stream = _open_input(file)
     source = "<stdin>" if file == "-" else file
     errors_out = errors_file.open("wb") if errors_file is not None else None
@@ -202,6 +212,13 @@ def import_(
                 f"{report.conflicts} conflicting) in {report.seconds:.2f}s",
                 highlight=False,
             )
+            if report.generated_ids:
+                err.print(
+                    f"note: {report.generated_ids} order(s) had no id and got a new one; "
+                    "importing them again adds them again (give ids to make re-imports "
+                    "idempotent)",
+                    highlight=False,
+                )
             if "statuses" in summary:
                 err.print(
                     "settled: "
@@ -260,9 +277,9 @@ def list_(
     with settings(ctx).client() as client:
         records: list[dict[str, Any]] = []
         if status in (None, Status.PENDING):
-            for order, _position, at in client.queued(limit):
-                if customer is None or order.customer_id == customer:
-                    record = {
+            for order, _position, at in client.queued(limit, customer):
+                records.append(
+                    {
                         **order.to_dict(),
                         "status": "pending",
                         "total": None,
@@ -270,7 +287,7 @@ def list_(
                         "updated_at": iso(at),
                         "queued": True,
                     }
-                    records.append(record)
+                )
         remaining = limit - len(records)
         if remaining > 0:
             records += [

@@ -105,8 +105,13 @@ def render(
             writer.writerow([_csv_cell(record.get(key)) for key, _ in columns])
     else:
         table = Table(title=title, show_edge=False, header_style="bold")
-        for _, header in columns:
-            table.add_column(header)
+        for key, _ in columns:
+            # ids are for copying: wrap them whole, never cut them with an ellipsis
+            table.add_column(
+                dict(columns)[key],
+                no_wrap=key in ("id", "product_id"),
+                overflow="fold" if key in ("id", "product_id") else "ellipsis",
+            )
         rows = (
             table_rows
             if table_rows is not None

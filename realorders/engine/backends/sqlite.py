@@ -126,15 +126,20 @@ class SqliteCommandLog:
         ).fetchone()
         return None if row is None else Order.from_dict(orjson.loads(row[0]))
 
-    def queued(self, after: int, limit: int) -> list[tuple[Order, int, float]]:
+    def queued(
+        self, after: int, limit: int, customer_id: str | None = None
+    ) -> list[tuple[Order, int, float]]:
         """Submissions the engine has not processed yet, newest first."""
+        sql = "SELECT position, body, at FROM commands WHERE kind = 'submit' AND position > ?"
+        args: list[Any] = [after]
+        if customer_id is not None:
+            sql += " AND json_extract(CAST(body AS TEXT), '$.customer_id') = ?"
+            args.append(customer_id)
+        sql += " ORDER BY position DESC LIMIT ?"
+        args.append(limit)
         return [
             (Order.from_dict(orjson.loads(body)), position, at)
-            for position, body, at in self._conn.execute(
-                "SELECT position, body, at FROM commands WHERE kind = 'submit' AND position > ? "
-                "ORDER BY position DESC LIMIT ?",
-                (after, limit),
-            )
+            for position, body, at in self._conn.execute(sql, args)
         ]
 
 
