@@ -398,9 +398,15 @@ def cancel(
     with settings(ctx).client() as client:
         position = client.cancel(order_id, reason)
         if not client.engine_running():
+            note = ""
+            if client.get(order_id).queued:
+                note = (
+                    "; the engine applies it after the order's submission, so an order "
+                    "whose stages take no time (run without --delays) ships first"
+                )
             err.print(
-                f"cancellation of {order_id} queued; it takes effect when the engine runs "
-                "(`realorders run`)",
+                f"cancellation of {order_id} queued: it takes effect when the engine runs "
+                f"(`realorders run`){note}",
                 highlight=False,
             )
             return

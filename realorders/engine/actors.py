@@ -143,8 +143,6 @@ class OrderActor:
         self.lines = list(order.items)
         prices = self.scheduler.prices
         self._emit(Status.PENDING, pending_data(order, prices, message.at, message.position))
-        if self._cancel_waiting():
-            return
         unknown = sorted({i.product_id for i in order.items if i.product_id not in prices})
         if unknown:
             reason = "unknown product " + ", ".join(repr(p) for p in unknown)
@@ -206,28 +204,12 @@ class OrderActor:
             return
         delay = self.scheduler.delays.before(target)
         if delay <= 0:
-            if status in CANCELLABLE and self._cancel_waiting():
-                return
+            # inline, not a message to ourselves: outcomes must not depend on where
+            # batches happen to split the log (a later cancel in the same batch
+            # would otherwise win or lose by batch size)
             self._advance(target)
         else:
             self.timer = self.scheduler.call_later(delay, self, Advance(status))
-
-    def _cancel_waiting(self) -> bool:
-        """Honour a cancel already in the mailbox before moving on by ourselves.
-
-        A cancel queued while the order was still pending (say, with no engine
-        running) must win over stages that take no time: otherwise the same
-        batch would ship the order before reading the cancel behind it.
-        """
-        mailbox = self.mailbox
-        if not mailbox:
-            return False
-        for message in mailbox:
-            if isinstance(message, Cancel):
-                mailbox.remove(message)
-                self._on_cancel(message)
-                return True
-        return False
 
     def _emit(self, status: Status, data: dict[str, Any] | None) -> None:
         scheduler = self.scheduler
