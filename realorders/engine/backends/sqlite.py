@@ -218,6 +218,7 @@ class SqliteCatalogue:
             waiting = conn.execute(
                 "SELECT count(*), min(o.id) FROM orders o, json_each(o.items) j "
                 "WHERE o.status IN ('pending', 'reserved', 'backordered', 'packed') "
+                "AND o.status NOT IN ('delivered', 'rejected', 'cancelled') "
                 "AND j.value ->> 'product_id' = ?",
                 (product_id,),
             ).fetchone()

@@ -48,7 +48,8 @@ class SqliteInventory:
         self._holding = {
             row[0]
             for row in self._conn.execute(
-                f"SELECT id FROM orders WHERE status IN ({marks})",
+                f"SELECT id FROM orders WHERE status IN ({marks}) "
+                "AND status NOT IN ('delivered', 'rejected', 'cancelled')",  # uses orders_open
                 [s.value for s in HOLDS_STOCK],
             )
         }

@@ -23,6 +23,8 @@ _ORDER_COLUMNS = (
     "created_at, updated_at, terminal_at"
 )
 _STATUSES = {s.value: s for s in Status}
+#: repeated in queries for open orders, so SQLite may use the partial index orders_open
+_OPEN = "status NOT IN ('delivered', 'rejected', 'cancelled')"
 
 
 def _order(row: tuple[Any, ...]) -> OrderState:
@@ -97,6 +99,8 @@ class SqliteReadModel:
         if flt.status is not None:
             where.append("status = ?")
             args.append(flt.status.value)
+            if flt.status not in TERMINAL:
+                where.append(_OPEN)
         if flt.customer_id is not None:
             where.append("customer_id = ?")
             args.append(flt.customer_id)
@@ -118,7 +122,10 @@ class SqliteReadModel:
     def backordered(
         self, product_id: str | None, after_arrival: int, limit: int
     ) -> list[OrderState]:
-        sql = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'backordered' AND arrival > ?"
+        sql = (
+            f"SELECT {_ORDER_COLUMNS} FROM orders "
+            f"WHERE status = 'backordered' AND {_OPEN} AND arrival > ?"
+        )
         args: list[Any] = [after_arrival]
         if product_id is not None:
             sql += (
@@ -135,7 +142,7 @@ class SqliteReadModel:
             _order(row)
             for row in self._conn.execute(
                 f"SELECT {_ORDER_COLUMNS} FROM orders "
-                "WHERE status IN ('reserved', 'packed', 'shipped') ORDER BY arrival"
+                f"WHERE status IN ('reserved', 'packed', 'shipped') AND {_OPEN} ORDER BY arrival"
             )
         ]
 
@@ -205,7 +212,8 @@ class SqliteReadModel:
         waiting = dict(
             self._conn.execute(
                 "SELECT j.value ->> 'product_id', count(DISTINCT o.id) FROM orders o, "
-                "json_each(o.items) j WHERE o.status = 'backordered' GROUP BY 1"
+                "json_each(o.items) j WHERE o.status = 'backordered' "
+                f"AND o.{_OPEN} GROUP BY 1"
             ).fetchall()
         )
         return [
