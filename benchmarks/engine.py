@@ -25,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -99,20 +100,46 @@ def ceiling(directory: Path, n: int) -> dict[str, float]:
     }
 
 
-def run_child(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float]:
-    return subprocess.Popen(
-        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    ), time.perf_counter()
+class Child:
+    """A realorders subprocess whose own peak RSS we sample.
 
+    ``wait4``'s ru_maxrss also counts the parent's pages the child had before
+    ``exec``, so this reads VmHWM (the exec'd image's high-water mark) from
+    /proc every 20 ms instead; the last reading before exit is the peak.
+    """
 
-def reap(proc: subprocess.Popen[bytes]) -> dict[str, float]:
-    """Wait for a child and return its own CPU seconds and peak RSS (from wait4)."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, -signal.SIGTERM):
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"{proc.args} failed ({proc.returncode}): {err}")
-    return {"cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.peak_kb = 0
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        status = Path(f"/proc/{self.proc.pid}/status")
+        while self.proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def reap(self) -> dict[str, float]:
+        """Wait for exit; the child's own CPU seconds (wait4) and peak RSS (VmHWM)."""
+        proc = self.proc
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self._sampler.join()
+        if proc.returncode not in (0, -signal.SIGTERM):
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"{proc.args} failed ({proc.returncode}): {err}")
+        return {"cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": self.peak_kb / 1024}
 
 
 def measure(directory: Path, mode: str, inventory: Path, orders: Path, n: int) -> dict[str, Any]:
@@ -125,26 +152,23 @@ def measure(directory: Path, mode: str, inventory: Path, orders: Path, n: int) -
     started = time.perf_counter()
     wall_start = time.time()
     if mode == "sequential":
-        importer, _ = run_child([*cmd, "import", str(orders)], env)
-        import_usage = reap(importer)
+        import_usage = Child([*cmd, "import", str(orders)], env).reap()
         import_seconds = time.perf_counter() - started
-        engine, _ = run_child([*cmd, "run", "--until-idle"], env)
-        engine_usage = reap(engine)
+        engine_usage = Child([*cmd, "run", "--until-idle"], env).reap()
         total = time.perf_counter() - started
     else:
-        engine, _ = run_child([*cmd, "run"], env)
+        engine = Child([*cmd, "run"], env)
         time.sleep(0.5)  # let the engine claim the database before the clock matters
         started = time.perf_counter()
         wall_start = time.time()
-        importer, _ = run_child([*cmd, "import", str(orders)], env)
-        import_usage = reap(importer)
+        import_usage = Child([*cmd, "import", str(orders)], env).reap()
         import_seconds = time.perf_counter() - started
         with Client(db) as client:
             while client.engine_info().backlog or client.backend.orders.counts()["delivered"] < n:
                 time.sleep(0.02)
         total = time.perf_counter() - started
         engine.send_signal(signal.SIGTERM)
-        engine_usage = reap(engine)
+        engine_usage = engine.reap()
     with Client(db) as client:
         stats = client.stats()
         report = client.check()
