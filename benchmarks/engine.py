@@ -117,14 +117,19 @@ class Child:
         self._sampler.start()
 
     def _sample(self) -> None:
+        # never poll()/wait here: reaping is reap()'s job (it needs wait4's rusage)
         status = Path(f"/proc/{self.proc.pid}/status")
-        while self.proc.poll() is None:
+        while True:
             try:
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-            except (OSError, ValueError):
-                pass
+                text = status.read_text()
+            except OSError:
+                return
+            fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+            if fields.get("State", "").strip().startswith("Z"):
+                return
+            hwm = fields.get("VmHWM")
+            if hwm is not None:
+                self.peak_kb = max(self.peak_kb, int(hwm.split()[0]))
             time.sleep(0.02)
 
     def send_signal(self, sig: int) -> None:
