@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from realorders import (
     RefusedError,
 )
 from realorders.check import check
-from realorders.domain import FoldError, Order, OrderState, Status
+from realorders.domain import Order, OrderState, Status
 from realorders.engine.ports import CommandKind
 
 S = Status
