@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from realorders.catalogue_file import read_inventory
+from realorders.catalogue_file import ProductRow, read_inventory
 from realorders.check import CheckReport, check
 from realorders.domain import CANCELLABLE, TERMINAL, Event, LineItem, Order, OrderState, Status
 from realorders.engine import Delays, Engine, EngineStats
@@ -139,7 +139,10 @@ class Client:
         """
         if inventory is None:
             return (0, 0)
-        rows = read_inventory(str(inventory))
+        return self.load_inventory(read_inventory(str(inventory)))
+
+    def load_inventory(self, rows: Sequence[ProductRow]) -> tuple[int, int]:
+        """Upsert products and set their stock (refused while an engine runs)."""
         if self.backend.engine_running():
             raise RefusedError(
                 "an engine is running on this database; stop it before "
@@ -264,10 +267,12 @@ class Client:
     def cancel(self, order_id: str, reason: str | None = None) -> int:
         """Queue a cancellation; refused now if the order is already past cancelling."""
         view = self.get(order_id)
+        if view.status in (Status.REJECTED, Status.CANCELLED):
+            raise RefusedError(f"order {order_id!r} is {view.status.value} already")
         if view.status not in CANCELLABLE:
             raise RefusedError(
-                f"order {order_id!r} is {view.status.value}; only orders not yet "
-                "shipped can be cancelled"
+                f"order {order_id!r} is {view.status.value}; only orders not yet shipped "
+                "can be cancelled"
             )
         return self.backend.commands.append(CommandKind.CANCEL, order_id, {"reason": reason})
 

@@ -111,6 +111,14 @@ class MemoryCommandLog:
         submits = self._store.submits
         return {oid: submits[oid] for oid in order_ids if oid in submits}
 
+    def cancel_requests(self, order_ids: Sequence[str]) -> dict[str, str | None]:
+        wanted = set(order_ids)
+        found: dict[str, str | None] = {}
+        for command in self._store.commands:
+            if command.kind is CommandKind.CANCEL and command.order_id in wanted:
+                found.setdefault(command.order_id, command.body.get("reason"))
+        return found
+
     def append(self, kind: CommandKind, order_id: str | None, body: dict[str, Any]) -> int:
         store = self._store
         position = self._next_position()

@@ -114,12 +114,15 @@ def run_cli(argv: list[str] | None = None) -> int:
         err.print("interrupted")
         return 130
     except typer.TyperException as exc:  # usage errors from typer's (vendored) click
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
-        else:
-            err.print(f"error: {exc}", markup=False, highlight=False)
-        return int(getattr(exc, "exit_code", 2))
+        code = int(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # the help text itself
+            return code
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        err.print(f"error: {message}{where}", markup=False, highlight=False)
+        return code
     except RealordersError as exc:
         if debug:
             raise

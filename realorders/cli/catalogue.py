@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from realorders.catalogue_file import read_inventory
 from realorders.client import Client
 from realorders.engine.backends.sqlite_schema import SCHEMA_VERSION
 from realorders.errors import UsageError
@@ -46,12 +47,13 @@ def init(
     cfg = settings(ctx)
     if inventory is not None and not Path(inventory).is_file():
         raise UsageError(f"{inventory}: no such file")
+    rows = None if inventory is None else read_inventory(inventory)  # bad file: no database
     existed = cfg.db.exists()
     with cfg.client(create=True) as client:
         verb = "using existing" if existed else "created"
         err.print(f"{verb} database {cfg.db} (schema v{SCHEMA_VERSION})", highlight=False)
-        if inventory is not None:
-            added, updated = client.init(inventory)
+        if rows is not None:
+            added, updated = client.load_inventory(rows)
             err.print(
                 f"loaded {inventory}: {added} products added, {updated} updated", highlight=False
             )
@@ -76,7 +78,7 @@ def products_list(
 @products_app.command("show")
 def products_show(
     ctx: typer.Context,
-    product_id: str = typer.Argument(..., help="Product id."),
+    product_id: str = typer.Argument(..., metavar="PRODUCT_ID", help="Product id."),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json, ndjson or csv."),
 ) -> None:
     """Show one product with its stock."""
@@ -95,7 +97,7 @@ def products_show(
 @products_app.command("add")
 def products_add(
     ctx: typer.Context,
-    product_id: str = typer.Argument(..., help="Product id."),
+    product_id: str = typer.Argument(..., metavar="PRODUCT_ID", help="Product id."),
     name: str = typer.Option(..., "--name", help="Display name."),
     price: float = typer.Option(..., "--price", help="Unit price."),
     stock: int = typer.Option(0, "--stock", min=0, help="Initial on-hand stock."),
@@ -109,7 +111,7 @@ def products_add(
 @products_app.command("update")
 def products_update(
     ctx: typer.Context,
-    product_id: str = typer.Argument(..., help="Product id."),
+    product_id: str = typer.Argument(..., metavar="PRODUCT_ID", help="Product id."),
     name: str | None = typer.Option(None, "--name", help="New display name."),
     price: float | None = typer.Option(None, "--price", help="New unit price."),
 ) -> None:
@@ -124,7 +126,7 @@ def products_update(
 @products_app.command("remove")
 def products_remove(
     ctx: typer.Context,
-    product_id: str = typer.Argument(..., help="Product id."),
+    product_id: str = typer.Argument(..., metavar="PRODUCT_ID", help="Product id."),
 ) -> None:
     """Remove a product (refused while open orders hold its stock)."""
     with settings(ctx).client() as client:
@@ -156,8 +158,8 @@ def _apply(client: Client, position: int, what: str, timeout: float) -> None:
 @inventory_app.command("set")
 def inventory_set(
     ctx: typer.Context,
-    product_id: str = typer.Argument(..., help="Product id."),
-    quantity: int = typer.Argument(..., min=0, help="New on-hand quantity."),
+    product_id: str = typer.Argument(..., metavar="PRODUCT_ID", help="Product id."),
+    quantity: int = typer.Argument(..., min=0, metavar="QTY", help="New on-hand quantity."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the engine."),
 ) -> None:
     """Set on-hand stock (not below what is reserved); wakes backorders if it rises."""
@@ -169,8 +171,8 @@ def inventory_set(
 @inventory_app.command("restock")
 def inventory_restock(
     ctx: typer.Context,
-    product_id: str = typer.Argument(..., help="Product id."),
-    quantity: int = typer.Argument(..., min=1, help="Units arriving."),
+    product_id: str = typer.Argument(..., metavar="PRODUCT_ID", help="Product id."),
+    quantity: int = typer.Argument(..., min=1, metavar="QTY", help="Units arriving."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the engine."),
 ) -> None:
     """Add stock; backordered orders waiting for it are woken in arrival order."""

@@ -136,7 +136,7 @@ def _print_result(record: dict[str, Any], as_json: bool) -> None:
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    file: str = typer.Argument(..., help="Orders file, or - for stdin."),
+    file: str = typer.Argument(..., metavar="FILE", help="Orders file, or - for stdin."),
     fmt: str | None = typer.Option(
         None, "--format", "-f", help="csv, json or ndjson (default: from the file extension)."
     ),
@@ -322,7 +322,7 @@ def _age(iso_time: str | None, now: float) -> str:
 @app.command()
 def show(
     ctx: typer.Context,
-    order_id: str = typer.Argument(..., help="Order id."),
+    order_id: str = typer.Argument(..., metavar="ORDER_ID", help="Order id."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (with its events)."),
 ) -> None:
     """Show one order: items, totals and its full event timeline."""
@@ -390,7 +390,7 @@ def _print_order(view: OrderView) -> None:
 @app.command()
 def cancel(
     ctx: typer.Context,
-    order_id: str = typer.Argument(..., help="Order id."),
+    order_id: str = typer.Argument(..., metavar="ORDER_ID", help="Order id."),
     reason: str | None = typer.Option(None, "--reason", "-r", help="Why (kept in the timeline)."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the engine."),
 ) -> None:
@@ -398,15 +398,9 @@ def cancel(
     with settings(ctx).client() as client:
         position = client.cancel(order_id, reason)
         if not client.engine_running():
-            note = ""
-            if client.get(order_id).queued:
-                note = (
-                    "; the engine applies it after the order's submission, so an order "
-                    "whose stages take no time (run without --delays) ships first"
-                )
             err.print(
                 f"cancellation of {order_id} queued: it takes effect when the engine runs "
-                f"(`realorders run`){note}",
+                "(`realorders run`)",
                 highlight=False,
             )
             return
@@ -427,7 +421,7 @@ def cancel(
 @app.command()
 def watch(
     ctx: typer.Context,
-    order_ids: list[str] = typer.Argument(None, help="Only these orders."),
+    order_ids: list[str] = typer.Argument(None, metavar="[ORDER_ID]...", help="Only these orders."),
     status: Status | None = typer.Option(None, "--status", "-s", help="Only this status."),
     as_json: bool = typer.Option(False, "--json", help="NDJSON (the default when piped)."),
     until_done: bool = typer.Option(

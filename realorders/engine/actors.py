@@ -41,6 +41,7 @@ class Submit(NamedTuple):
     order: Order
     position: int
     at: float
+    cancel: Cancel | None = None  # a cancel already in the log: it wins at once
 
 
 class Cancel(NamedTuple):
@@ -143,6 +144,9 @@ class OrderActor:
         self.lines = list(order.items)
         prices = self.scheduler.prices
         self._emit(Status.PENDING, pending_data(order, prices, message.at, message.position))
+        if message.cancel is not None:
+            self._on_cancel(message.cancel)
+            return
         unknown = sorted({i.product_id for i in order.items if i.product_id not in prices})
         if unknown:
             reason = "unknown product " + ", ".join(repr(p) for p in unknown)
@@ -162,6 +166,8 @@ class OrderActor:
 
     def _on_cancel(self, message: Cancel) -> None:
         state = self.state
+        if state is not None and state.status is Status.CANCELLED:
+            return  # cancelled already (perhaps by this very request, seen in advance)
         if state is None or state.status not in CANCELLABLE:
             current = "unknown" if state is None else state.status.value
             self.scheduler.refused.append((self.order_id, f"cannot cancel: order is {current}"))

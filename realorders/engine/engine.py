@@ -218,14 +218,19 @@ class Engine:
         scheduler.prices = self.backend.inventory.prices(
             item["product_id"] for c in submits for item in c.body["items"]
         )
+        cancels = self.backend.commands.cancel_requests(
+            [c.order_id for c in submits if c.order_id is not None]
+        )
         for command in commands:
             order_id = command.order_id
             if order_id is None:
                 continue
             if command.kind is CommandKind.SUBMIT:
                 actor = scheduler.actor(order_id, states.get(order_id))
+                cancel = Cancel(cancels[order_id]) if order_id in cancels else None
                 scheduler.tell(
-                    actor, Submit(Order.from_dict(command.body), command.position, command.at)
+                    actor,
+                    Submit(Order.from_dict(command.body), command.position, command.at, cancel),
                 )
             elif command.kind is CommandKind.CANCEL:
                 known = order_id in scheduler.actors or order_id in states

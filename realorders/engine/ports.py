@@ -151,6 +151,14 @@ class CommandLog(Protocol):
         """Content digests of already-submitted ids (for dry runs)."""
         ...
 
+    def cancel_requests(self, order_ids: Sequence[str]) -> dict[str, str | None]:
+        """Cancels already in the log for these orders (id -> reason), whatever their position.
+
+        The engine asks before acting on submissions: a cancel that arrived before
+        the engine reached its order wins, however the log is split into batches.
+        """
+        ...
+
     def append(self, kind: CommandKind, order_id: str | None, body: dict[str, Any]) -> int:
         """Append one non-submit command; returns its position."""
         ...

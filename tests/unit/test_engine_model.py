@@ -3,9 +3,11 @@
 With zero delays a reserved order ships in the same batch, so the whole
 engine reduces to a few lines: take commands in log order; a submission for an
 unknown product is rejected, one that fits ships, the rest wait in arrival
-order; a cancel only catches waiting orders; a restock or an absolute set
-offers the product to the waiting orders that need it, earliest first, each
-taking it if all its lines fit. However the engine batches, and wherever it
+order; a cancel already in the log when the engine reaches its order's
+submission cancels it there (the whole workload is logged before the engine
+starts, so every cancel does), otherwise it only catches waiting orders; a
+restock or an absolute set offers the product to the waiting orders that need
+it, earliest first, each taking it if all its lines fit. However the engine batches, and wherever it
 crashes and restarts, the outcome must be the model's.
 """
 
@@ -104,10 +106,13 @@ def model(initial: dict[str, int], commands: list[Any]) -> tuple[dict[str, Statu
                 ship(order_id)
                 waiting.remove(order_id)
 
+    cancelled_in_log = {c.order_id for c in commands if isinstance(c, Cancel)}
     for command in commands:
         if isinstance(command, Submit):
             wants[command.order_id] = needs(command.lines)
-            if any(p not in on_hand for p in wants[command.order_id]):
+            if command.order_id in cancelled_in_log:
+                status[command.order_id] = S.CANCELLED
+            elif any(p not in on_hand for p in wants[command.order_id]):
                 status[command.order_id] = S.REJECTED
             elif fits(command.order_id):
                 ship(command.order_id)

@@ -101,6 +101,21 @@ class SqliteCommandLog:
             )
         return found
 
+    def cancel_requests(self, order_ids: Sequence[str]) -> dict[str, str | None]:
+        """Cancels in the log for these orders: order id -> reason of the first one."""
+        found: dict[str, str | None] = {}
+        unique = list(dict.fromkeys(order_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for order_id, body in self._conn.execute(
+                "SELECT order_id, body FROM commands "
+                f"WHERE kind = 'cancel' AND order_id IN ({marks}) ORDER BY position",
+                chunk,
+            ):
+                found.setdefault(order_id, orjson.loads(body).get("reason"))
+        return found
+
     def append(self, kind: CommandKind, order_id: str | None, body: dict[str, Any]) -> int:
         with _Tx(self._conn) as conn:
             cursor = conn.execute(

@@ -23,6 +23,8 @@ CREATE TABLE commands (
 );
 -- the intake's idempotency ledger: one submission per order id
 CREATE UNIQUE INDEX commands_submit ON commands(order_id) WHERE kind = 'submit';
+-- cancels already in the log win over a submission the engine has not reached yet
+CREATE INDEX commands_cancel ON commands(order_id) WHERE kind = 'cancel';
 
 CREATE TABLE events (
     cursor INTEGER PRIMARY KEY,
