@@ -112,23 +112,21 @@ class SqliteInventory:
         )
 
     def release(self, order_id: str, lines: Sequence[LineItem]) -> None:
-        if order_id not in self._holding:
-            return
-        self._holding.discard(order_id)
-        for pid, qty in _needs(lines).items():
-            level = self._level(pid)
-            if level is not None:
-                level[1] -= qty
-                self._dirty.add(pid)
+        self._settle(order_id, lines, shipped=False)
 
     def consume(self, order_id: str, lines: Sequence[LineItem]) -> None:
+        self._settle(order_id, lines, shipped=True)
+
+    def _settle(self, order_id: str, lines: Sequence[LineItem], *, shipped: bool) -> None:
+        """End a hold: the units leave reserved, and on_hand too when they shipped."""
         if order_id not in self._holding:
             return
         self._holding.discard(order_id)
         for pid, qty in _needs(lines).items():
             level = self._level(pid)
             if level is not None:
-                level[0] -= qty
+                if shipped:
+                    level[0] -= qty
                 level[1] -= qty
                 self._dirty.add(pid)
 
