@@ -137,11 +137,15 @@ class MemoryCommandLog:
                 return Order.from_dict(command.body)
         return None
 
-    def queued(self, after: int, limit: int) -> list[tuple[Order, int, float]]:
+    def queued(
+        self, after: int, limit: int, customer_id: str | None = None
+    ) -> list[tuple[Order, int, float]]:
         found = [
             (Order.from_dict(c.body), c.position, c.at)
             for c in self._store.commands
-            if c.kind is CommandKind.SUBMIT and c.position > after
+            if c.kind is CommandKind.SUBMIT
+            and c.position > after
+            and (customer_id is None or c.body["customer_id"] == customer_id)
         ]
         return found[::-1][:limit]
 

@@ -171,6 +171,12 @@ class CommandLog(Protocol):
         """The order as submitted, whether or not the engine has seen it yet."""
         ...
 
+    def queued(
+        self, after: int, limit: int, customer_id: str | None = None
+    ) -> list[tuple[Order, int, float]]:
+        """Submissions after position ``after`` (not yet processed), newest first."""
+        ...
+
 
 class EventLog(Protocol):
     def tail(self, after: int, limit: int) -> list[tuple[int, Event]]:

@@ -161,3 +161,24 @@ def test_two_writers_never_share_a_position(backend: Any, peer: Any) -> None:
     (dup,) = other.commands.append_orders([make("o1")])
     assert dup.outcome is IntakeOutcome.DUPLICATE  # the idempotency ledger is shared
     assert [c.position for c in backend.commands.read(0, 100)] == positions
+
+
+def test_cancel_requests_name_the_first_reason_per_order(backend: Any) -> None:
+    backend.commands.append_orders([make("o1"), make("o2"), make("o3")])
+    backend.commands.append(CommandKind.CANCEL, "o1", {"reason": "first"})
+    backend.commands.append(CommandKind.CANCEL, "o1", {"reason": "second"})
+    backend.commands.append(CommandKind.CANCEL, "o3", {"reason": None})
+    backend.commands.append(CommandKind.RESTOCK, None, {"product_id": "A", "quantity": 1})
+    assert backend.commands.cancel_requests(["o1", "o2", "o3", "nope"]) == {
+        "o1": "first",
+        "o3": None,
+    }
+    assert backend.commands.cancel_requests([]) == {}
+
+
+def test_queued_lists_unprocessed_submissions_newest_first(backend: Any) -> None:
+    backend.commands.append_orders([make("o1", "ada"), make("o2", "bob"), make("o3", "ada")])
+    assert [o.id for o, _, _ in backend.commands.queued(0, 10)] == ["o3", "o2", "o1"]
+    assert [o.id for o, _, _ in backend.commands.queued(1, 10)] == ["o3", "o2"]
+    assert [o.id for o, _, _ in backend.commands.queued(0, 1)] == ["o3"]
+    assert [o.id for o, _, _ in backend.commands.queued(0, 10, "ada")] == ["o3", "o1"]
