@@ -173,8 +173,9 @@ class OrderActor:
             self.scheduler.refused.append((self.order_id, f"cannot cancel: order is {current}"))
             return
         if state.status in HOLDS_STOCK:
-            self.scheduler.inventory.release(self.order_id, self.lines)
-            self.scheduler.released.update(line.product_id for line in self.lines)
+            # given back after the batch, not now: a newer order in this batch must not
+            # take it ahead of older backorders (and batch size must not decide who does)
+            self.scheduler.releases.append((self.order_id, self.lines))
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -247,7 +248,8 @@ class Scheduler:
         self.changes = Changes(position=0)
         self.prices: dict[str, float] = {}
         self.refused: list[tuple[str, str]] = []
-        self.released: set[str] = set()  # products whose stock a cancel gave back
+        self.releases: list[tuple[str, list[LineItem]]] = []  # cancelled holds, applied late
+        self.released: set[str] = set()  # products whose stock came back: offer to backorders
         self.timers = 0
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -299,6 +301,13 @@ class Scheduler:
                 ready.extend(
                     (actor, result) for (actor, _), result in zip(blocked, results, strict=True)
                 )
+
+    def apply_releases(self) -> None:
+        """Give back the stock of orders cancelled in this batch (see ``_on_cancel``)."""
+        for order_id, lines in self.releases:
+            self.inventory.release(order_id, lines)
+            self.released.update(line.product_id for line in lines)
+        self.releases.clear()
 
     def passivate(self) -> None:
         """Forget actors with nothing left to do; their state is in the read model."""

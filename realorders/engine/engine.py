@@ -92,6 +92,7 @@ class Engine:
             self.scheduler.loop = asyncio.get_running_loop()
             self.position = backend.position()
             self._recover()
+            self._offer_available_stock()
             last_beat = last_report = time.monotonic()
             while not self._stopping:
                 if time.monotonic() - last_report >= self.report_interval:
@@ -161,6 +162,22 @@ class Engine:
         if in_flight:
             log.info("resumed %d orders in flight", len(in_flight))
 
+    def _offer_available_stock(self) -> None:
+        """On start, offer stock that is free to orders still waiting for it.
+
+        Covers what no command will: a crash between a cancel's commit and the
+        wake that follows it, or stock raised by ``init --inventory`` while no
+        engine ran.
+        """
+        waiting = [
+            level.product_id
+            for level in self.backend.orders.levels()
+            if level.backordered and level.available > 0
+        ]
+        if waiting:
+            self.scheduler.released.update(waiting)
+            self._wake_released()
+
     def _step(self, commands: list[Command]) -> None:
         scheduler = self.scheduler
         position = commands[-1].position if commands else self.position
@@ -170,6 +187,7 @@ class Engine:
         else:
             self._dispatch(commands)
             scheduler.run_until_quiet()
+            scheduler.apply_releases()
         self.backend.commit(changes)
         self.position = position
         scheduler.passivate()
@@ -200,7 +218,7 @@ class Engine:
             self.backend.commit(changes)
             scheduler.passivate()
             self.stats.events += len(changes.events)
-        scheduler.released.clear()  # stock released by these wakes is already offered
+            self.stats.finished += sum(1 for s in changes.orders.values() if s.terminal)
 
     def _dispatch(self, commands: list[Command]) -> None:
         scheduler = self.scheduler
@@ -264,7 +282,6 @@ class Engine:
             if not page:
                 break
             for state in page:
-                actor = scheduler.actors.get(state.id) or scheduler.actor(state.id, state)
-                scheduler.tell(actor, Wake())
+                scheduler.tell(scheduler.actor(state.id, state), Wake())
             scheduler.run_until_quiet()
             after = page[-1].arrival

@@ -67,6 +67,8 @@ def test_messages_are_handled_one_at_a_time_in_order() -> None:
         actor = submit(scheduler, "o1", ("A", 2))
         scheduler.tell(actor, Cancel("too slow"))  # queued behind the submit's reservation
         scheduler.run_until_quiet()
+        assert scheduler.inventory.available("A") == 1  # released after the batch, not mid-way
+        scheduler.apply_releases()
 
     asyncio.run(main())
     assert emitted(scheduler) == [

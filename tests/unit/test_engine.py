@@ -28,6 +28,7 @@ from realorders import (
     LineItem,
     RefusedError,
 )
+from realorders.catalogue_file import ProductRow
 from realorders.check import check
 from realorders.domain import Order, OrderState, Status
 from realorders.engine.ports import CommandKind
@@ -755,3 +756,35 @@ def test_a_non_positive_quantity_never_reaches_the_engine(sqlite_shop: Shop, qua
         shop.run()
         assert shop.status("bad") is S.REJECTED  # DESIGN: invalid -> rejected
     assert shop.level("A") == (5, 0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2000])
+def test_stock_a_cancel_frees_goes_to_the_oldest_backorder_whatever_the_batch(
+    shop: Shop, batch_size: int
+) -> None:
+    """A newer submission in the cancel's own batch must not take the freed units."""
+    shop.product("P", 1)
+    shop.submit("A", ("P", 1))
+    shop.submit("B", ("P", 1))
+    shop.run_until(shop.reaches("B", S.BACKORDERED), HOLD)
+    assert shop.status("A") is S.RESERVED
+    shop.submit("X", ("P", 1))  # newer than B, and in the same batch as the cancel
+    shop.cancel("A")
+    shop.run_until(shop.reaches("A", S.CANCELLED), HOLD, batch_size=batch_size)
+    assert shop.status("B") is S.RESERVED
+    assert shop.status("X") is S.BACKORDERED
+    shop.assert_consistent()
+
+
+def test_an_engine_start_offers_free_stock_to_waiting_orders(sqlite_shop: Shop) -> None:
+    """Stock raised while no engine ran (init --inventory) still wakes backorders."""
+    shop = sqlite_shop
+    assert shop.client is not None
+    shop.product("P", 0)
+    shop.submit("W", ("P", 2))
+    shop.run()
+    assert shop.status("W") is S.BACKORDERED
+    shop.client.load_inventory([ProductRow("P", "p", 1.0, 5)])
+    shop.run()
+    assert shop.status("W") is S.DELIVERED
+    shop.assert_consistent()
