@@ -50,6 +50,12 @@ class CheckReport:
 
 
 def check(backend: Backend) -> CheckReport:
+    """Every invariant, read from one snapshot (an engine may be committing meanwhile)."""
+    with backend.snapshot():
+        return _check(backend)
+
+
+def _check(backend: Backend) -> CheckReport:
     report = CheckReport()
     shipped: dict[str, int] = {}
     reserved: dict[str, int] = {}

@@ -19,6 +19,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -238,14 +239,19 @@ class Client:
         """Stream orders from a file; see :func:`realorders.importer.import_orders`."""
         return import_orders(self.backend, stream, fmt, source, **options)
 
+    def snapshot(self) -> AbstractContextManager[None]:
+        """``with shop.snapshot():`` — the reads inside see one consistent state."""
+        return self.backend.snapshot()
+
     def get(self, order_id: str) -> OrderView:
-        state = self.backend.orders.get(order_id)
-        submitted = None
-        if state is None:
-            submitted = self.backend.commands.submitted(order_id)
-            if submitted is None:
-                raise NotFoundError(f"no order {order_id!r}")
-        return OrderView(state, submitted, self.backend.events.history(order_id))
+        with self.snapshot():
+            state = self.backend.orders.get(order_id)
+            submitted = None
+            if state is None:
+                submitted = self.backend.commands.submitted(order_id)
+                if submitted is None:
+                    raise NotFoundError(f"no order {order_id!r}")
+            return OrderView(state, submitted, self.backend.events.history(order_id))
 
     def orders(
         self,

@@ -40,12 +40,15 @@ def follow(
     events = client.backend.events
     named = set(order_ids)
     open_orders = set(named)
-    if until_done and named and not from_start:  # a replay shows finished orders first
-        for order_id, state in client.backend.orders.get_many(list(named)).items():
-            if state.status in TERMINAL:
-                open_orders.discard(order_id)
-    cursor = 0 if from_start else events.head()
+    with client.snapshot():  # the cursor and the states must describe the same moment
+        cursor = 0 if from_start else events.head()
+        if until_done and named:
+            # an id not known yet is waited for: it may be about to be submitted
+            states = client.backend.orders.get_many(list(named))
+            if not from_start:  # a replay shows finished orders' events first
+                open_orders -= {o for o, s in states.items() if s.status in TERMINAL}
     deadline = None if timeout is None else time.monotonic() + timeout
+    quiet = False
     while True:
         if until_done and named and not open_orders:
             return
@@ -59,8 +62,11 @@ def follow(
                 yield cursor, event
         if len(page) == _PAGE:
             continue
+        if quiet:
+            return  # this last read drained what committed before the engine went quiet
         if until_done and not named and _quiet(client):
-            return
+            quiet = True
+            continue
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError
         time.sleep(poll)

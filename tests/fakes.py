@@ -21,6 +21,7 @@ way several processes share one database file.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -431,6 +432,10 @@ class MemoryBackend:
 
     name = "memory"
     redelivers = False
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        yield  # one thread, no concurrent writer: every read already agrees
 
     def __init__(self, store: MemoryStore | None = None) -> None:
         self.store = store if store is not None else MemoryStore()

@@ -274,7 +274,7 @@ def list_(
     fmt: Format = typer.Option(Format.table, "--format", help="table, json, ndjson or csv."),
 ) -> None:
     """List orders, newest first (queued submissions show as pending)."""
-    with settings(ctx).client() as client:
+    with settings(ctx).client() as client, client.snapshot():
         records: list[dict[str, Any]] = []
         if status in (None, Status.PENDING):
             for order, _position, at in client.queued(limit, customer):

@@ -8,6 +8,7 @@ suite in ``tests/contract`` that every implementation must pass.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -283,6 +284,10 @@ class Backend(Protocol):
 
     def position(self) -> int:
         """Position of the last command whose effects are committed."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads inside agree with each other (one consistent view of the store)."""
         ...
 
     def engine_info(self) -> EngineInfo: ...

@@ -13,7 +13,8 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -318,14 +319,22 @@ class SqliteBackend:
     def claim_engine(self) -> None:
         lock_path = f"{self.path}.engine.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            info = self.engine_info()
-            raise EngineBusyError(
-                f"another engine (pid {info.pid}) is already running on {self.path}"
-            ) from None
+        # An engine holds LOCK_EX; probes (engine_running) take LOCK_SH for an instant,
+        # so retry for a moment before concluding that another engine runs.
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                os.close(fd)
+                info = self.engine_info()
+                raise EngineBusyError(
+                    f"another engine (pid {info.pid}) is already running on {self.path}"
+                ) from None
         self._lock_fd = fd
         # Checkpoint the WAL every 64 MiB instead of every 4 MiB while the engine
         # writes: hot pages (index interiors, the tails of the tables) are copied
@@ -359,8 +368,8 @@ class SqliteBackend:
             fd = os.open(f"{self.path}.engine.lock", os.O_RDWR)
         except FileNotFoundError:
             return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:  # shared: two probes never make each other look like an engine
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
         else:
@@ -435,6 +444,18 @@ class SqliteBackend:
         return EngineInfo(
             pid=pid, started_at=started, heartbeat_at=heartbeat, position=position, head=head
         )
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Several reads that must agree: one read transaction (WAL keeps it consistent)."""
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
 
     def connection(self) -> sqlite3.Connection:
         """The underlying connection, for ``check`` and tests that inspect tables."""
