@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -60,8 +61,8 @@ def init(
 
 
 def _price(value: float) -> float:
-    if value < 0:
-        raise UsageError(f"price cannot be negative, got {value}")
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"price must be a finite number, not negative; got {value}")
     return value
 
 
@@ -128,7 +129,7 @@ def products_remove(
     ctx: typer.Context,
     product_id: str = typer.Argument(..., metavar="PRODUCT_ID", help="Product id."),
 ) -> None:
-    """Remove a product (refused while open orders hold its stock)."""
+    """Remove a product (refused while open orders include it)."""
     with settings(ctx).client() as client:
         client.remove_product(product_id)
         err.print(f"removed {product_id}", highlight=False)
@@ -144,15 +145,16 @@ def inventory_list(
         render([level.to_dict() for level in client.levels()], fmt, LEVEL_COLUMNS)
 
 
-def _apply(client: Client, position: int, what: str, timeout: float) -> None:
+def _apply(client: Client, position: int, what: str, timeout: float) -> bool:
+    """Wait for the engine to apply a queued inventory command; False if none runs."""
     if not client.engine_running():
         err.print(
             f"{what} queued; it applies when the engine runs (`realorders run`)", highlight=False
         )
-        return
+        return False
     if not client.wait_processed(position, timeout=timeout):
         raise fail(f"{what} queued, but the engine has not applied it within {timeout}s")
-    err.print(f"{what} applied", highlight=False)
+    return True
 
 
 @inventory_app.command("set")
@@ -165,7 +167,15 @@ def inventory_set(
     """Set on-hand stock (not below what is reserved); wakes backorders if it rises."""
     with settings(ctx).client() as client:
         position = client.set_stock(product_id, quantity)
-        _apply(client, position, f"stock of {product_id} set to {quantity}", timeout)
+        if _apply(client, position, f"stock of {product_id} set to {quantity}", timeout):
+            # the engine refuses a level below what orders reserved since the request
+            level = next(lv for lv in client.levels() if lv.product_id == product_id)
+            if level.on_hand != quantity:
+                raise fail(
+                    f"the engine refused: {level.reserved} units of {product_id} are "
+                    f"reserved by open orders; on hand stays {level.on_hand}"
+                )
+            err.print(f"stock of {product_id} set to {quantity}: applied", highlight=False)
 
 
 @inventory_app.command("restock")
@@ -178,4 +188,5 @@ def inventory_restock(
     """Add stock; backordered orders waiting for it are woken in arrival order."""
     with settings(ctx).client() as client:
         position = client.restock(product_id, quantity)
-        _apply(client, position, f"restock of {product_id} by {quantity}", timeout)
+        if _apply(client, position, f"restock of {product_id} by {quantity}", timeout):
+            err.print(f"restock of {product_id} by {quantity}: applied", highlight=False)

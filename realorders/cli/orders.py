@@ -160,7 +160,10 @@ def import_(
         raise UsageError(str(exc)) from None
     stream = _open_input(file)
     source = "<stdin>" if file == "-" else file
-    errors_out = errors_file.open("wb") if errors_file is not None else None
+    try:
+        errors_out = errors_file.open("wb") if errors_file is not None else None
+    except OSError as exc:
+        raise UsageError(f"--errors-file {errors_file}: {exc.strerror}") from None
 
     def on_error(error: RowError) -> None:
         err.print(str(error), highlight=False, markup=False)

@@ -69,7 +69,7 @@ USAGE_OK = [
     (("submit", "-c", "ann"), "an order needs --customer and at least one --item"),
     (("submit", "orders.json"), "submit takes '-'"),
     (("products", "update", "KB-01"), "nothing to update"),
-    (("products", "add", "P", "--name", "n", "--price", "-1"), "price cannot be negative"),
+    (("products", "add", "P", "--name", "n", "--price", "-1"), "not negative"),
     (("run", "--delays", "pack=x"), "--delays"),
     (("--backend", "kafka", "list"), "unknown backend 'kafka'"),
     (("import", "missing.csv"), "missing.csv: no such file"),

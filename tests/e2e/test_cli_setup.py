@@ -223,7 +223,7 @@ def test_products_remove_is_refused_while_open_orders_hold_its_stock(shop, backg
     assert "open orders" in refused.stderr
     below = fails(cli, "inventory", "set", "HD-03", "1")
     assert "2 units are reserved" in below.stderr
-    assert "stock of HD-03 set to 5 applied" in ok(cli, "inventory", "set", "HD-03", "5").stderr
+    assert "stock of HD-03 set to 5: applied" in ok(cli, "inventory", "set", "HD-03", "5").stderr
     level = _levels(cli)["HD-03"]
     assert (level["on_hand"], level["reserved"], level["available"]) == (5, 2, 3)
     refused = fails(cli, "init", "--inventory", str(cli.cwd / "catalogue.csv"), one_line=False)
