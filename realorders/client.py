@@ -49,7 +49,7 @@ from realorders.ids import new_id
 from realorders.importer import ImportReport, import_orders
 from realorders.intake import Format, order_from_obj
 
-__all__ = ["BACKENDS", "Client", "OrderView"]
+__all__ = ["BACKENDS", "Client", "OrderView", "order_dict", "queued_order_dict"]
 
 BACKENDS = ("sqlite",)
 _SETTLED = TERMINAL | {Status.BACKORDERED}
@@ -62,6 +62,7 @@ class OrderView:
     state: OrderState | None
     submitted: Order | None
     events: list[Event]
+    submitted_at: float | None = None
 
     @property
     def queued(self) -> bool:
@@ -74,21 +75,38 @@ class OrderView:
 
     def to_dict(self) -> dict[str, Any]:
         if self.state is not None:
-            data = self.state.to_dict()
+            data = order_dict(self.state)
         else:
             assert self.submitted is not None
-            data = {
-                **self.submitted.to_dict(),
-                "status": Status.PENDING.value,
-                "total": None,
-                "version": 0,
-                "created_at": None,
-                "updated_at": None,
-                "terminal_at": None,
-            }
-        data["queued"] = self.queued
+            assert self.submitted_at is not None
+            data = queued_order_dict(self.submitted, self.submitted_at)
         data["events"] = [event_dict(e) for e in self.events]
         return data
+
+
+def order_dict(state: OrderState) -> dict[str, Any]:
+    """An order's machine-readable record (times as epoch seconds; the CLI makes them ISO)."""
+    return {**state.to_dict(), "queued": False}
+
+
+def queued_order_dict(order: Order, submitted_at: float) -> dict[str, Any]:
+    """The same keys as :func:`order_dict`, for a submission the engine has not reached."""
+    return {
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "status": Status.PENDING.value,
+        "items": [
+            {"product_id": i.product_id, "quantity": i.quantity, "price": None} for i in order.items
+        ],
+        "total": None,
+        "notes": order.notes,
+        "reason": None,
+        "version": 0,
+        "created_at": submitted_at,
+        "updated_at": submitted_at,
+        "terminal_at": None,
+        "queued": True,
+    }
 
 
 def event_dict(event: Event, cursor: int | None = None) -> dict[str, Any]:
@@ -246,12 +264,12 @@ class Client:
     def get(self, order_id: str) -> OrderView:
         with self.snapshot():
             state = self.backend.orders.get(order_id)
-            submitted = None
-            if state is None:
-                submitted = self.backend.commands.submitted(order_id)
-                if submitted is None:
-                    raise NotFoundError(f"no order {order_id!r}")
-            return OrderView(state, submitted, self.backend.events.history(order_id))
+            if state is not None:
+                return OrderView(state, None, self.backend.events.history(order_id))
+            submitted = self.backend.commands.submitted(order_id)
+            if submitted is None:
+                raise NotFoundError(f"no order {order_id!r}")
+            return OrderView(None, submitted[0], [], submitted[1])
 
     def orders(
         self,

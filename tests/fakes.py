@@ -132,10 +132,10 @@ class MemoryCommandLog:
         # positions are dense from 1, so the list index is position - 1
         return [copy.deepcopy(c) for c in self._store.commands[max(0, after) : after + limit]]
 
-    def submitted(self, order_id: str) -> Order | None:
+    def submitted(self, order_id: str) -> tuple[Order, float] | None:
         for command in self._store.commands:
             if command.kind is CommandKind.SUBMIT and command.order_id == order_id:
-                return Order.from_dict(command.body)
+                return Order.from_dict(command.body), command.at
         return None
 
     def queued(

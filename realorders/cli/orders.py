@@ -13,8 +13,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 from rich.text import Text
 
-from realorders.client import Client, OrderView, event_dict
-from realorders.domain import TERMINAL, LineItem, OrderState, Status
+from realorders.client import Client, OrderView, event_dict, order_dict, queued_order_dict
+from realorders.domain import TERMINAL, LineItem, Status
 from realorders.errors import InputError, UsageError
 from realorders.importer import ImportReport
 from realorders.intake import RowError, detect_format, parse_item_spec, parse_order_json
@@ -42,11 +42,26 @@ ORDER_COLUMNS = [
 ]
 
 
-def order_record(state: OrderState) -> dict[str, Any]:
-    data = state.to_dict()
+#: csv has no nesting to hide behind: every scalar key of the record, items as JSON
+ORDER_CSV_COLUMNS = [
+    "id",
+    "customer_id",
+    "status",
+    "items",
+    "total",
+    "notes",
+    "reason",
+    "version",
+    "created_at",
+    "updated_at",
+    "terminal_at",
+    "queued",
+]
+
+
+def with_iso_times(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("created_at", "updated_at", "terminal_at"):
         data[key] = iso(data[key])
-    data["queued"] = False
     return data
 
 
@@ -281,20 +296,11 @@ def list_(
         records: list[dict[str, Any]] = []
         if status in (None, Status.PENDING):
             for order, _position, at in client.queued(limit, customer):
-                records.append(
-                    {
-                        **order.to_dict(),
-                        "status": "pending",
-                        "total": None,
-                        "created_at": iso(at),
-                        "updated_at": iso(at),
-                        "queued": True,
-                    }
-                )
+                records.append(with_iso_times(queued_order_dict(order, at)))
         remaining = limit - len(records)
         if remaining > 0:
             records += [
-                order_record(s)
+                with_iso_times(order_dict(s))
                 for s in client.orders(status=status, customer_id=customer, limit=remaining)
             ]
         now = time.time()
@@ -309,7 +315,7 @@ def list_(
             ]
             for r in records
         ]
-        render(records, fmt, ORDER_COLUMNS, table_rows=rows)
+        render(records, fmt, ORDER_COLUMNS, table_rows=rows, csv_columns=ORDER_CSV_COLUMNS)
         if fmt is Format.table and not records:
             err.print("no orders" + (" match" if status or customer else " yet"))
 
@@ -332,10 +338,7 @@ def show(
     with settings(ctx).client() as client:
         view = client.get(order_id)
         if as_json:
-            data = view.to_dict()
-            for key in ("created_at", "updated_at", "terminal_at"):
-                if isinstance(data.get(key), float):
-                    data[key] = iso(data[key])
+            data = with_iso_times(view.to_dict())
             for event in data["events"]:
                 event["at"] = iso(event["at"])
                 del event["order_id"]

@@ -86,6 +86,7 @@ def render(
     *,
     table_rows: Iterable[Sequence[Any]] | None = None,
     title: str | None = None,
+    csv_columns: Sequence[str] | None = None,
 ) -> None:
     """Print records; ``columns`` are (key, header) for table and CSV.
 
@@ -99,10 +100,11 @@ def render(
             sys.stdout.buffer.write(orjson.dumps(record) + b"\n")
         sys.stdout.flush()
     elif fmt is Format.csv:
+        keys = list(csv_columns) if csv_columns is not None else [key for key, _ in columns]
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow([key for key, _ in columns])
+        writer.writerow(keys)
         for record in records:
-            writer.writerow([_csv_cell(record.get(key)) for key, _ in columns])
+            writer.writerow([_csv_cell(record.get(key)) for key in keys])
     else:
         table = Table(title=title, show_edge=False, header_style="bold")
         for key, _ in columns:

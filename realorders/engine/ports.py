@@ -168,8 +168,8 @@ class CommandLog(Protocol):
         """Commands after ``after``, oldest first."""
         ...
 
-    def submitted(self, order_id: str) -> Order | None:
-        """The order as submitted, whether or not the engine has seen it yet."""
+    def submitted(self, order_id: str) -> tuple[Order, float] | None:
+        """The order as submitted and when, whether or not the engine has seen it yet."""
         ...
 
     def queued(

@@ -58,7 +58,7 @@ def test_same_id_other_content_is_a_conflict_and_keeps_the_stored_order(backend:
         (result,) = backend.commands.append_orders([changed])
         assert result.outcome is IntakeOutcome.CONFLICT, changed
         assert result.position is None
-    assert backend.commands.submitted("o1") == original
+    assert backend.commands.submitted("o1")[0] == original
     assert len(backend.commands.read(0, 100)) == 1
 
 
@@ -80,7 +80,7 @@ def test_duplicates_and_conflicts_inside_one_batch(backend: Any) -> None:
         ("o3", IntakeOutcome.ACCEPTED),
     ]
     assert [r.position for r in results] == [1, None, 2, None, 3]
-    assert backend.commands.submitted("o2") == make("o2", "ada", ("A", 1))
+    assert backend.commands.submitted("o2")[0] == make("o2", "ada", ("A", 1))
 
 
 def test_mixed_batch_after_earlier_submissions(backend: Any) -> None:
@@ -131,7 +131,7 @@ def test_submit_body_round_trips_to_the_order(backend: Any) -> None:
 def test_submitted_knows_queued_orders_only(backend: Any) -> None:
     original = make("o1", "ada", ("A", 2))
     backend.commands.append_orders([original])
-    assert backend.commands.submitted("o1") == original
+    assert backend.commands.submitted("o1")[0] == original
     assert backend.commands.submitted("nope") is None
 
 

@@ -100,7 +100,7 @@ def test_import_example_json_array_with_a_generated_id(shop, examples):
     generated = listed[0]
     assert generated["customer_id"] == "ken"
     assert len(generated["id"]) == 26
-    assert generated["items"] == [{"product_id": "KB-01", "quantity": 2}]
+    assert generated["items"] == [{"product_id": "KB-01", "quantity": 2, "price": None}]
     shown = as_json(ok(cli, "show", generated["id"], "--json"))
     assert shown["notes"] == "no id: one is generated"
 
@@ -368,7 +368,7 @@ def test_same_id_with_different_content_is_a_conflict_and_the_stored_order_is_ke
         {"source": str(second), "line": 3, "reason": refused[3], "order_id": "O-1"}
     ]
     stored = as_json(ok(cli, "show", "O-1", "--json"))
-    assert stored["items"] == [{"product_id": "KB-01", "quantity": 1}]
+    assert stored["items"] == [{"product_id": "KB-01", "quantity": 1, "price": None}]
     assert _ids(cli) == ["O-3", "O-2", "O-1"]
 
 

@@ -42,11 +42,12 @@ def test_submit_with_flags_prints_the_id_and_is_idempotent(shop):
     assert re.fullmatch(r"[0-9A-Z]{26}", order_id), generated.stdout
     shown = as_json(ok(cli, "show", order_id, "--json"))
     assert shown["customer_id"] == "ann"
-    assert shown["items"] == [
-        {"product_id": "KB-01", "quantity": 2},
-        {"product_id": "MS-02", "quantity": 1},
+    assert shown["items"] == [  # queued: not priced until the engine accepts it
+        {"product_id": "KB-01", "quantity": 2, "price": None},
+        {"product_id": "MS-02", "quantity": 1, "price": None},
     ]
     assert (shown["status"], shown["queued"], shown["events"]) == ("pending", True, [])
+    assert ISO.match(shown["created_at"])
 
     args = ("submit", "-c", "bob", "-i", "HD-03=1", "--id", "S-1", "--notes", "gift wrap")
     assert ok(cli, *args).stdout.strip() == "S-1"
@@ -78,7 +79,7 @@ def test_submit_reads_one_json_order_on_stdin(shop):
     assert ok(cli, "submit", "-", input=json.dumps(order)).stdout.strip() == "STDIN-1"
     shown = as_json(ok(cli, "show", "STDIN-1", "--json"))
     assert (shown["customer_id"], shown["notes"]) == ("Zoë 🦄", "camelCase")
-    assert shown["items"] == [{"product_id": "KB-01", "quantity": 3}]
+    assert shown["items"] == [{"product_id": "KB-01", "quantity": 3, "price": None}]
     again = ok(cli, "submit", "-", "--json", input=json.dumps(order))
     assert json.loads(again.stdout)["outcome"] == "duplicate"
     no_id = ok(
@@ -215,7 +216,20 @@ def test_list_is_newest_first_in_every_format(seeded, examples):
     assert lines == listed
     rows = csv_rows(ok(cli, "list", "--limit", "1000", "--format", "csv").stdout)
     assert [r["id"] for r in rows] == ids
-    assert list(rows[0]) == ["id", "customer_id", "status", "items", "total", "updated_at"]
+    assert list(rows[0]) == [
+        "id",
+        "customer_id",
+        "status",
+        "items",
+        "total",
+        "notes",
+        "reason",
+        "version",
+        "created_at",
+        "updated_at",
+        "terminal_at",
+        "queued",
+    ]
     by_id = {r["id"]: r for r in rows}
     assert by_id["CSV-0005"]["customer_id"] == "O'Brien, Pat"
     assert json.loads(by_id["CSV-0001"]["items"])[0]["product_id"] == "KB-01"
@@ -254,7 +268,8 @@ def test_list_filters_and_limit(seeded):
     assert "no orders match" in ok(cli, "list", "--customer", "nobody").stderr
     assert as_json(ok(cli, "list", "--customer", "nobody", "--format", "json")) == []
     assert ok(cli, "list", "--customer", "nobody", "--format", "csv").stdout.strip() == (
-        "id,customer_id,status,items,total,updated_at"
+        "id,customer_id,status,items,total,notes,reason,version,created_at,updated_at,"
+        "terminal_at,queued"
     )
 
 

@@ -136,11 +136,11 @@ class SqliteCommandLog:
             )
         ]
 
-    def submitted(self, order_id: str) -> Order | None:
+    def submitted(self, order_id: str) -> tuple[Order, float] | None:
         row = self._conn.execute(
-            "SELECT body FROM commands WHERE kind = 'submit' AND order_id = ?", (order_id,)
+            "SELECT body, at FROM commands WHERE kind = 'submit' AND order_id = ?", (order_id,)
         ).fetchone()
-        return None if row is None else Order.from_dict(orjson.loads(row[0]))
+        return None if row is None else (Order.from_dict(orjson.loads(row[0])), row[1])
 
     def queued(
         self, after: int, limit: int, customer_id: str | None = None
