@@ -152,9 +152,10 @@ class Client:
     # -- set-up and catalogue -------------------------------------------------
 
     def init(self, inventory: str | Path | None = None) -> tuple[int, int]:
-        """Create the store (idempotent) and optionally load catalogue and stock from a file.
+        """Load catalogue and stock from a CSV or JSON inventory file.
 
-        Returns (products added, products updated).
+        Opening the Client already created the store (idempotently). Returns
+        (products added, products updated).
         """
         if inventory is None:
             return (0, 0)

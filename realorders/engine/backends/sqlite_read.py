@@ -1,6 +1,6 @@
 """Read side on SQLite: the read model (``orders``) and the event log tail.
 
-Readers never write, so ``list``, ``show``, ``watch`` and the dashboard run
+Readers never write, so ``list``, ``show``, ``watch`` and ``stats`` run
 beside the engine on their own connections without taking the write lock.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-__all__ = ["SCHEMA_VERSION", "connect", "migrate"]
+__all__ = ["SCHEMA_VERSION", "WriteTx", "connect", "migrate"]
 
 _V1 = """
 CREATE TABLE commands (
@@ -52,7 +52,7 @@ CREATE TABLE orders (
     updated_at REAL NOT NULL,
     terminal_at REAL
 );
--- only open orders: the engine and the dashboard ask for those; finished ones,
+-- only open orders: the engine and `list --status` ask for those; finished ones,
 -- the vast majority, are found by walking arrival order (list --status delivered)
 CREATE INDEX orders_open ON orders(status, arrival)
     WHERE status NOT IN ('delivered', 'rejected', 'cancelled');
@@ -152,3 +152,17 @@ def _statements(script: str) -> list[str]:
     """Split a migration on ';' (our scripts hold no ';' inside literals or triggers)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+class WriteTx:
+    """``with WriteTx(conn):`` — a write transaction that waits its turn instead of failing."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
