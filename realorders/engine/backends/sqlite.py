@@ -24,7 +24,7 @@ from realorders.domain import Order
 from realorders.engine.backends.sqlite_catalogue import SqliteCatalogue
 from realorders.engine.backends.sqlite_inventory import SqliteInventory
 from realorders.engine.backends.sqlite_read import SqliteEventLog, SqliteReadModel
-from realorders.engine.backends.sqlite_schema import WriteTx, connect, migrate
+from realorders.engine.backends.sqlite_schema import WriteTx, connect, migrate, select_in
 from realorders.engine.ports import (
     Changes,
     Command,
@@ -75,33 +75,25 @@ class SqliteCommandLog:
 
     def digests(self, order_ids: Sequence[str]) -> dict[str, bytes]:
         """Content digests of the given ids already submitted (the idempotency ledger)."""
-        found: dict[str, bytes] = {}
-        unique = list(dict.fromkeys(order_ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self._conn.execute(
-                    "SELECT order_id, digest FROM commands "
-                    f"WHERE kind = 'submit' AND order_id IN ({marks})",
-                    chunk,
-                ).fetchall()
+        return dict(
+            select_in(
+                self._conn,
+                "SELECT order_id, digest FROM commands "
+                "WHERE kind = 'submit' AND order_id IN ({marks})",
+                order_ids,
             )
-        return found
+        )
 
     def cancel_requests(self, order_ids: Sequence[str]) -> dict[str, str | None]:
         """Cancels in the log for these orders: order id -> reason of the first one."""
         found: dict[str, str | None] = {}
-        unique = list(dict.fromkeys(order_ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for order_id, body in self._conn.execute(
-                "SELECT order_id, body FROM commands "
-                f"WHERE kind = 'cancel' AND order_id IN ({marks}) ORDER BY position",
-                chunk,
-            ):
-                found.setdefault(order_id, orjson.loads(body).get("reason"))
+        for order_id, body in select_in(
+            self._conn,
+            "SELECT order_id, body FROM commands "
+            "WHERE kind = 'cancel' AND order_id IN ({marks}) ORDER BY position",
+            order_ids,
+        ):
+            found.setdefault(order_id, orjson.loads(body).get("reason"))
         return found
 
     def append(self, kind: CommandKind, order_id: str | None, body: dict[str, Any]) -> int:

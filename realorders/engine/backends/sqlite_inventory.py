@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from realorders.domain import HOLDS_STOCK, LineItem
+from realorders.engine.backends.sqlite_schema import select_in
 from realorders.engine.ports import Reservation
 
 __all__ = ["SqliteInventory"]
@@ -154,18 +155,13 @@ class SqliteInventory:
         return 0 if level is None else level[0] - level[1]
 
     def prices(self, product_ids: Iterable[str]) -> dict[str, float]:
-        ids = list(set(product_ids))
-        prices: dict[str, float] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            prices.update(
-                self._conn.execute(
-                    f"SELECT product_id, price FROM products WHERE product_id IN ({marks})",
-                    chunk,
-                ).fetchall()
+        return dict(
+            select_in(
+                self._conn,
+                "SELECT product_id, price FROM products WHERE product_id IN ({marks})",
+                product_ids,
             )
-        return prices
+        )
 
     def flush(self) -> None:
         """Write changed levels and ledger entries; call inside the commit transaction."""

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from realorders.domain import TERMINAL, Event, OrderState, Status
+from realorders.engine.backends.sqlite_schema import select_in
 from realorders.engine.ports import OrderFilter, StockLevel
 
 __all__ = ["SqliteEventLog", "SqliteReadModel", "percentile"]
@@ -82,16 +83,14 @@ class SqliteReadModel:
         return None if row is None else _order(row)
 
     def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderState]:
-        ids = list(order_ids)
-        found: dict[str, OrderState] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._conn.execute(
-                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id IN ({marks})", chunk
-            ):
-                found[row[0]] = _order(row)
-        return found
+        return {
+            row[0]: _order(row)
+            for row in select_in(
+                self._conn,
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id IN ({{marks}})",
+                order_ids,
+            )
+        }
 
     def query(self, flt: OrderFilter) -> list[OrderState]:
         where: list[str] = []

@@ -8,9 +8,11 @@ migration by appending to ``MIGRATIONS``; never edit a released one.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "WriteTx", "connect", "migrate"]
+__all__ = ["SCHEMA_VERSION", "WriteTx", "connect", "migrate", "select_in"]
 
 _V1 = """
 CREATE TABLE commands (
@@ -166,3 +168,17 @@ class WriteTx:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def select_in(
+    conn: sqlite3.Connection, sql: str, keys: Iterable[str], chunk: int = 500
+) -> Iterator[Any]:
+    """Rows of ``sql`` for every key, its ``{marks}`` an ``IN`` list filled in chunks.
+
+    SQLite caps bound parameters per statement, and a batch may ask about
+    thousands of ids: the same chunked query everywhere, written once.
+    """
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), chunk):
+        part = unique[start : start + chunk]
+        yield from conn.execute(sql.format(marks=",".join("?" * len(part))), part)
