@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from realorders.domain import HOLDS_STOCK, TERMINAL, Event, LineItem, Order, OrderState, Status
+from realorders.domain import HOLDS_STOCK, Event, LineItem, Order, OrderState, Status
 from realorders.engine.ports import (
     Changes,
     Command,
@@ -41,6 +41,7 @@ from realorders.engine.ports import (
     OrderFilter,
     Reservation,
     StockLevel,
+    stats_record,
 )
 from realorders.errors import EngineBusyError, NotFoundError, RefusedError
 
@@ -230,22 +231,20 @@ class MemoryInventory:
         return results
 
     def release(self, order_id: str, lines: Sequence[LineItem]) -> None:
-        if order_id not in self._holding:
-            return
-        self._holding.discard(order_id)
-        for pid, qty in _needs(lines).items():
-            level = self._level(pid)
-            if level is not None:
-                level[1] -= qty
+        self._settle(order_id, lines, shipped=False)
 
     def consume(self, order_id: str, lines: Sequence[LineItem]) -> None:
+        self._settle(order_id, lines, shipped=True)
+
+    def _settle(self, order_id: str, lines: Sequence[LineItem], *, shipped: bool) -> None:
         if order_id not in self._holding:
             return
         self._holding.discard(order_id)
         for pid, qty in _needs(lines).items():
             level = self._level(pid)
             if level is not None:
-                level[0] -= qty
+                if shipped:
+                    level[0] -= qty
                 level[1] -= qty
 
     def restock(self, product_id: str, quantity: int, at: float) -> None:
@@ -335,7 +334,6 @@ class MemoryReadModel:
         store = self._store
         now = store.clock()
         counts = self.counts()
-        finished = sum(counts[s.value] for s in TERMINAL)
         states = list(store.orders.values())
         latencies = sorted(
             s.terminal_at - s.created_at for s in states if s.terminal_at is not None
@@ -348,32 +346,15 @@ class MemoryReadModel:
         last = max((s.terminal_at for s in states if s.terminal_at is not None), default=None)
         span = (last - first) if first is not None and last is not None else 0.0
         head = store.commands[-1].position if store.commands else 0
-
-        def pct(fraction: float) -> float | None:
-            if not latencies:
-                return None
-            index = min(len(latencies) - 1, max(0, round(fraction * len(latencies)) - 1))
-            return latencies[index]
-
-        return {
-            "orders": len(states),
-            "by_status": counts,
-            "in_flight": len(states) - finished,
-            "finished": finished,
-            "throughput": {
-                "window_seconds": window,
-                "orders_per_second": recent_orders / window,
-                "events_per_second": recent_events / window,
-                "overall_orders_per_second": finished / span if span > 0 else None,
-            },
-            "latency_seconds": {
-                "p50": pct(0.50),
-                "p95": pct(0.95),
-                "p99": pct(0.99),
-                "max": latencies[-1] if latencies else None,
-            },
-            "backlog": max(0, head - store.position),
-        }
+        return stats_record(
+            counts,
+            latencies,
+            window=window,
+            recent_orders=recent_orders,
+            recent_events=recent_events,
+            span=span,
+            backlog=head - store.position,
+        )
 
     def levels(self) -> list[StockLevel]:
         store = self._store

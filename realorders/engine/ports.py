@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from realorders.domain import Event, LineItem, Order, OrderState, Status
+from realorders.domain import TERMINAL, Event, LineItem, Order, OrderState, Status
 
 __all__ = [
     "Backend",
@@ -30,6 +30,8 @@ __all__ = [
     "ReadModel",
     "Reservation",
     "StockLevel",
+    "percentile",
+    "stats_record",
 ]
 
 
@@ -138,6 +140,52 @@ class EngineInfo:
     @property
     def backlog(self) -> int:
         return max(0, self.head - self.position)
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def stats_record(
+    counts: dict[str, int],
+    latencies: list[float],
+    *,
+    window: float,
+    recent_orders: int,
+    recent_events: int,
+    span: float,
+    backlog: int,
+) -> dict[str, Any]:
+    """The shape of ``ReadModel.stats()``, whatever backend gathered the figures.
+
+    ``latencies`` are submit-to-terminal seconds, sorted; ``span`` the seconds from
+    the first submission to the last terminal event.
+    """
+    finished = sum(counts.get(s.value, 0) for s in TERMINAL)
+    total = sum(counts.values())
+    return {
+        "orders": total,
+        "by_status": counts,
+        "in_flight": total - finished,
+        "finished": finished,
+        "throughput": {
+            "window_seconds": window,
+            "orders_per_second": recent_orders / window,
+            "events_per_second": recent_events / window,
+            "overall_orders_per_second": finished / span if span > 0 else None,
+        },
+        "latency_seconds": {
+            "p50": percentile(latencies, 0.50),
+            "p95": percentile(latencies, 0.95),
+            "p99": percentile(latencies, 0.99),
+            "max": latencies[-1] if latencies else None,
+        },
+        "backlog": max(0, backlog),
+    }
 
 
 class CommandLog(Protocol):

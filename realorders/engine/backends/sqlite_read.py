@@ -15,9 +15,9 @@ import orjson
 
 from realorders.domain import TERMINAL, Event, OrderState, Status
 from realorders.engine.backends.sqlite_schema import select_in
-from realorders.engine.ports import OrderFilter, StockLevel
+from realorders.engine.ports import OrderFilter, StockLevel, stats_record
 
-__all__ = ["SqliteEventLog", "SqliteReadModel", "percentile"]
+__all__ = ["SqliteEventLog", "SqliteReadModel"]
 
 _ORDER_COLUMNS = (
     "id, customer_id, status, items, total, notes, reason, version, arrival, "
@@ -62,14 +62,6 @@ def _order(row: tuple[Any, ...]) -> OrderState:
 def _event(row: tuple[Any, ...]) -> Event:
     order_id, seq, status, at, data = row
     return Event(order_id, seq, _STATUSES[status], at, None if data is None else orjson.loads(data))
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 class SqliteReadModel:
@@ -168,7 +160,6 @@ class SqliteReadModel:
         conn = self._conn
         now = time.time()
         counts = self.counts()
-        terminal = [s.value for s in TERMINAL]
         latencies = sorted(
             row[0]
             for row in conn.execute(
@@ -185,27 +176,16 @@ class SqliteReadModel:
         head, position = conn.execute(
             "SELECT (SELECT coalesce(max(position), 0) FROM commands), position FROM engine"
         ).fetchone()
-        finished = sum(counts[s] for s in terminal)
         span = (last - first) if first is not None and last is not None else 0.0
-        return {
-            "orders": sum(counts.values()),
-            "by_status": counts,
-            "in_flight": sum(counts.values()) - finished,
-            "finished": finished,
-            "throughput": {
-                "window_seconds": window,
-                "orders_per_second": recent_orders / window,
-                "events_per_second": recent_events / window,
-                "overall_orders_per_second": finished / span if span > 0 else None,
-            },
-            "latency_seconds": {
-                "p50": percentile(latencies, 0.50),
-                "p95": percentile(latencies, 0.95),
-                "p99": percentile(latencies, 0.99),
-                "max": latencies[-1] if latencies else None,
-            },
-            "backlog": max(0, head - position),
-        }
+        return stats_record(
+            counts,
+            latencies,
+            window=window,
+            recent_orders=recent_orders,
+            recent_events=recent_events,
+            span=span,
+            backlog=head - position,
+        )
 
     def levels(self) -> list[StockLevel]:
         waiting = dict(
