@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from realorders.domain import HOLDS_STOCK, Event, LineItem, Order, OrderState, Status
+from realorders.domain import HOLDS_STOCK, TERMINAL, Event, LineItem, Order, OrderState, Status
 from realorders.engine.ports import (
     Changes,
     Command,
@@ -329,6 +329,20 @@ class MemoryReadModel:
         for state in self._store.orders.values():
             counts[state.status.value] += 1
         return counts
+
+    def open_counts(self) -> dict[str, int]:
+        return {s: n for s, n in self.counts().items() if Status(s) not in TERMINAL}
+
+    def stale(self, status: Status, updated_before: float, limit: int) -> list[OrderState]:
+        found = sorted(
+            (
+                s
+                for s in self._store.orders.values()
+                if s.status is status and not s.terminal and s.updated_at < updated_before
+            ),
+            key=lambda s: s.updated_at,
+        )
+        return [_copy_state(s) for s in found[:limit]]
 
     def stats(self, window: float = 60.0) -> dict[str, Any]:
         store = self._store

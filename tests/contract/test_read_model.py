@@ -213,6 +213,40 @@ def test_counts_name_every_status(scenario: Any) -> None:
     assert scenario.orders.count() == 6
 
 
+def test_open_counts_are_the_non_terminal_part_of_counts(scenario: Any) -> None:
+    counts = scenario.orders.counts()
+    assert scenario.orders.open_counts() == {
+        s.value: counts[s.value] for s in Status if s not in TERMINAL
+    }
+
+
+def test_open_counts_of_an_empty_store(backend: Any) -> None:
+    assert backend.orders.open_counts() == {s.value: 0 for s in Status if s not in TERMINAL}
+
+
+def test_stale_gives_open_orders_unchanged_longest_first(
+    scenario: Any, timeline: Any, backend: Any
+) -> None:
+    o1 = backend.orders.get("o1")
+    everything = timeline.now + 1
+    assert ids(backend.orders.stale(S.RESERVED, everything, 10)) == ["o1"]
+    assert ids(backend.orders.stale(S.BACKORDERED, everything, 10)) == ["o2"]
+    # only what has waited since before the cut-off
+    assert backend.orders.stale(S.RESERVED, o1.updated_at, 10) == []
+    # terminal orders are never stuck
+    assert backend.orders.stale(S.DELIVERED, everything, 10) == []
+    # longest unchanged first, and the limit holds
+    timeline.submit(Order("o7", "ada", (LineItem("A", 99),)))
+    timeline.emit("o7", S.BACKORDERED, {"reason": "out of stock"})
+    timeline.commit(position=7)
+    assert ids(backend.orders.stale(S.BACKORDERED, timeline.now + 1, 10)) == ["o2", "o7"]
+    assert ids(backend.orders.stale(S.BACKORDERED, timeline.now + 1, 1)) == ["o2"]
+    # an order that moves on leaves the old state's list
+    timeline.emit("o2", S.CANCELLED, {"reason": "gave up"})
+    timeline.commit(position=8)
+    assert ids(backend.orders.stale(S.BACKORDERED, timeline.now + 1, 10)) == ["o7"]
+
+
 def test_backordered_in_arrival_order_and_by_product(
     scenario: Any, timeline: Any, backend: Any
 ) -> None:

@@ -145,6 +145,27 @@ class SqliteReadModel:
         )
         return counts
 
+    def open_counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status if s not in TERMINAL}
+        counts.update(
+            self._conn.execute(
+                f"SELECT status, count(*) FROM orders WHERE {_OPEN} GROUP BY status"
+            ).fetchall()
+        )
+        return counts
+
+    def stale(self, status: Status, updated_before: float, limit: int) -> list[OrderState]:
+        if status in TERMINAL:
+            return []
+        return [
+            _order(row)
+            for row in self._conn.execute(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = ? AND {_OPEN} "
+                "AND updated_at < ? ORDER BY updated_at LIMIT ?",
+                (status.value, updated_before, limit),
+            )
+        ]
+
     def counts_between(self, ranges: list[tuple[int, int]]) -> dict[str, int]:
         """Orders per status among those that arrived in the given position ranges."""
         counts = {s.value: 0 for s in Status}
