@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 import time
 from collections import deque
 from importlib.resources import files
@@ -38,7 +39,7 @@ def examples_dir() -> Path:
     return Path(str(files("realorders") / "examples"))
 
 
-def run_demo(path: str | None, speed: float) -> None:
+def run_demo(path: str | None, speed: float, dashboard: bool = False) -> None:
     directory = Path(path) if path else Path(tempfile.mkdtemp(prefix="realorders-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     db = directory / "demo.db"
@@ -59,7 +60,10 @@ def run_demo(path: str | None, speed: float) -> None:
             highlight=False,
         )
         delays = Delays(pack=0.8 / speed, ship=1.0 / speed, deliver=1.2 / speed)
-        asyncio.run(_play(client, parsed, delays, speed))
+        if dashboard:
+            _play_under_dashboard(db, parsed, delays, speed)
+        else:
+            asyncio.run(_play(client, parsed, delays, speed))
         report = client.check()
         counts = client.backend.orders.counts()
     out.print(Text("finished: ") + Text(", ".join(f"{n} {s}" for s, n in counts.items() if n)))
@@ -69,13 +73,41 @@ def run_demo(path: str | None, speed: float) -> None:
         out.print(Text.assemble("  ", (f"realorders --db {db} {command}", "bold")))
 
 
-async def _play(client: Client, orders: list[Order], delays: Delays, speed: float) -> None:
+def _play_under_dashboard(db: Path, orders: list[Order], delays: Delays, speed: float) -> None:
+    """The same flow on a thread, the dashboard in front; the engine runs until it closes."""
+    from realorders.tui import run_dashboard
+
+    closed = threading.Event()
+
+    def play() -> None:
+        with Client(db) as client:
+            asyncio.run(_play(client, orders, delays, speed, quiet=True, until=closed))
+
+    player = threading.Thread(target=play, name="demo-flow", daemon=True)
+    player.start()
+    try:
+        run_dashboard(db, refresh=0.25)
+    finally:
+        closed.set()
+        player.join(timeout=10)
+
+
+async def _play(
+    client: Client,
+    orders: list[Order],
+    delays: Delays,
+    speed: float,
+    *,
+    quiet: bool = False,
+    until: threading.Event | None = None,
+) -> None:
+    """Submit the examples in threes, cancel one, restock twice; ``until`` keeps the engine on."""
     engine = Engine(client.backend, delays=delays, poll_interval=0.02, report_interval=3600)
     engine_task = asyncio.create_task(engine.run())
     recent: deque[Event] = deque(maxlen=12)
     cursor = client.backend.events.head()
     start = time.monotonic()
-    live_view = out.is_terminal
+    live_view = out.is_terminal or quiet
     cancelled = False
     actions: list[str] = []
     restocks = list(_RESTOCKS)
@@ -85,7 +117,7 @@ async def _play(client: Client, orders: list[Order], delays: Delays, speed: floa
 
     with (
         Live(frame(), console=out, refresh_per_second=8, transient=False)
-        if live_view
+        if live_view and not quiet
         else _NoLive() as live
     ):
         for index in range(0, len(orders), 3):
@@ -107,6 +139,8 @@ async def _play(client: Client, orders: list[Order], delays: Delays, speed: floa
             if _settled(client):
                 break
             await asyncio.sleep(0.1)
+    while until is not None and not until.is_set():
+        await asyncio.sleep(0.1)
     engine.stop()
     await engine_task
 

@@ -58,8 +58,13 @@ def demo(
         None, "--path", help="Directory for the demo database (default: a new temp dir)."
     ),
     speed: float = typer.Option(1.0, "--speed", min=0.1, max=20, help="Faster (>1) or slower."),
+    dashboard: bool = typer.Option(
+        False,
+        "--dashboard",
+        help="Watch it in the live dashboard (the engine keeps running until you quit).",
+    ),
 ) -> None:
     """Watch orders flow: a scratch database, the bundled examples and a live view."""
     from .demo import run_demo
 
-    run_demo(path, speed)
+    run_demo(path, speed, dashboard)

@@ -1,0 +1,451 @@
+"""``realorders dashboard``: the live tracking dashboard (Textual).
+
+All storage access happens on one worker thread that owns the store
+connection: it gathers a :class:`Frame` every ``refresh`` seconds and runs the
+operator's actions (cancel, restock, order lookups) in between. The event loop
+only renders frames, so a slow query never freezes the screen.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from realorders.client import Client, OrderView
+from realorders.domain import Status
+from realorders.errors import RealordersError
+
+from .feed import Frame, OrderRow, ViewFilter
+from .screens import ConfirmScreen, HelpScreen, OrderDetailScreen, QuantityScreen
+from .widgets import FlowPanel, KpiBar, LiveTable, inventory_cells, order_cells, stuck_cells
+
+__all__ = ["DashboardApp", "Source"]
+
+THEMES = ("textual-dark", "nord", "gruvbox", "textual-light", "solarized-light")
+_SORTS: tuple[tuple[str, Callable[[OrderRow], Any]], ...] = (
+    ("newest", lambda r: -r.arrival),
+    ("id", lambda r: r.id),
+    ("customer", lambda r: (r.customer_id, -r.arrival)),
+    ("status", lambda r: (list(Status).index(r.status), -r.arrival)),
+    ("age", lambda r: r.since),
+    ("total", lambda r: -(r.total or 0.0)),
+)
+_SORT_NAMES = [name for name, _ in _SORTS]
+
+
+class Source(Protocol):
+    """Where frames come from: :class:`realorders.tui.feed.Feed`, or fixed frames in tests."""
+
+    filter: ViewFilter
+
+    def poll(self) -> Frame: ...
+
+    def client(self) -> Client: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    run: Callable[[Source], Any]
+    done: Callable[[Any], None]
+    what: str
+
+
+class DashboardApp(App[None]):
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "realorders"
+    BINDINGS = [  # noqa: RUF012
+        Binding("q", "quit", "Quit"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "sort(True)", "Reverse sort", show=False),
+        Binding("c", "cancel_order", "Cancel"),
+        Binding("r", "restock", "Restock"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("t", "next_theme", "Theme"),
+        Binding("question_mark", "help", "Help"),
+        Binding("1", "show_tab('orders')", "Orders", show=False),
+        Binding("2", "show_tab('stuck')", "Stuck", show=False),
+        Binding("3", "show_tab('inventory')", "Inventory", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(
+        self,
+        source: Callable[[], Source],
+        *,
+        refresh: float = 0.5,
+        stuck_after: dict[Status, float] | None = None,
+        trace: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self._open_source = source
+        self.refresh_interval = refresh
+        self.stuck_after = stuck_after or {}
+        self.paused = False
+        self.frame: Frame | None = None
+        self.sort_by = "newest"
+        self.sort_reverse = False
+        self.view_filter = ViewFilter()
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._wake = False
+        self._trace = trace.open("a", buffering=1) if trace else None
+
+    # -- layout -----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield KpiBar(id="kpis")
+        yield FlowPanel(id="flow")
+        yield Static(id="empty")
+        with TabbedContent(id="tabs", initial="orders"):
+            with TabPane("Orders", id="orders"):
+                yield Input(placeholder="filter: status, customer or id prefix", id="filter")
+                yield LiveTable(
+                    [
+                        ("id", "ORDER"),
+                        ("customer", "CUSTOMER"),
+                        ("status", "STATUS"),
+                        ("age", "IN STATE"),
+                        ("total", "TOTAL"),
+                    ],
+                    id="orders-table",
+                )
+            with TabPane("Stuck", id="stuck"):
+                yield LiveTable(
+                    [
+                        ("id", "ORDER"),
+                        ("customer", "CUSTOMER"),
+                        ("status", "STATUS"),
+                        ("age", "IN STATE"),
+                        ("limit", "LIMIT"),
+                    ],
+                    id="stuck-table",
+                )
+            with TabPane("Inventory", id="inventory"):
+                yield LiveTable(
+                    [
+                        ("product", "PRODUCT"),
+                        ("name", "NAME"),
+                        ("on_hand", "ON HAND"),
+                        ("reserved", "RESERVED"),
+                        ("available", "AVAILABLE"),
+                        ("backordered", "BACKORDERED"),
+                    ],
+                    id="inventory-table",
+                )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#empty", Static).display = False
+        self.query_one("#orders-table", LiveTable).focus()
+        self.run_worker(self._store_loop, thread=True, exclusive=True, group="store")
+
+    def on_unmount(self) -> None:
+        self._jobs.put(None)
+        if self._trace is not None:
+            self._trace.close()
+
+    # -- the store thread -------------------------------------------------------
+
+    def _store_loop(self) -> None:
+        worker = get_current_worker()
+        source = self._open_source()
+        try:
+            due = 0.0
+            while not worker.is_cancelled:
+                try:
+                    job = self._jobs.get(timeout=max(0.0, due - time.monotonic()))
+                except queue.Empty:
+                    job = None
+                if job is not None:
+                    self._run_job(source, job)
+                    continue
+                if worker.is_cancelled or not self.is_running:
+                    break
+                now = time.monotonic()
+                if self._wake or (not self.paused and now >= due):
+                    self._wake = False
+                    source.filter = self.view_filter
+                    frame = source.poll()
+                    self.call_from_thread(self._show, frame)
+                    due = now + self.refresh_interval
+                elif now >= due:
+                    due = now + self.refresh_interval
+        finally:
+            source.close()
+
+    def _run_job(self, source: Source, job: _Job) -> None:
+        try:
+            result = job.run(source)
+        except RealordersError as exc:
+            self.call_from_thread(self.notify, f"{job.what}: {exc}", severity="error")
+            return
+        self.call_from_thread(job.done, result)
+        self._wake = True
+
+    def submit_job(
+        self, run: Callable[[Source], Any], done: Callable[[Any], None], what: str
+    ) -> None:
+        self._jobs.put(_Job(run, done, what))
+
+    def refresh_now(self) -> None:
+        self._wake = True
+        self._jobs.put_nowait(_Job(lambda _source: None, lambda _result: None, "refresh"))
+
+    # -- rendering --------------------------------------------------------------
+
+    def _show(self, frame: Frame) -> None:
+        self.frame = frame
+        self.query_one(KpiBar).show(frame, self.paused)
+        self.query_one(FlowPanel).show(frame)
+        empty = self.query_one("#empty", Static)
+        empty.display = frame.problem is not None or frame.empty
+        if empty.display:
+            empty.update(self._empty_text(frame))
+        self._show_orders(frame)
+        now = frame.taken_at
+        stuck = self.query_one("#stuck-table", LiveTable)
+        stuck.sync(
+            {s.row.id: stuck_cells(s, now) for s in frame.stuck}, [s.row.id for s in frame.stuck]
+        )
+        inventory = self.query_one("#inventory-table", LiveTable)
+        inventory.sync(
+            {level.product_id: inventory_cells(level) for level in frame.levels},
+            [level.product_id for level in frame.levels],
+        )
+        tabs = self.query_one(TabbedContent)
+        tabs.get_tab("stuck").label = f"Stuck ({len(frame.stuck)})"
+        self.sub_title = frame.store + (
+            f"  ·  filter: {self.view_filter.describe()}" if self.view_filter.describe() else ""
+        )
+        if self._trace is not None:
+            self.call_after_refresh(self._write_trace, frame)
+
+    def _show_orders(self, frame: Frame) -> None:
+        key = dict(_SORTS)[self.sort_by]
+        rows = sorted(frame.orders, key=key, reverse=self.sort_reverse)
+        self.query_one("#orders-table", LiveTable).sync(
+            {row.id: order_cells(row, frame.taken_at) for row in rows}, [row.id for row in rows]
+        )
+
+    def _write_trace(self, frame: Frame) -> None:
+        assert self._trace is not None
+        self._trace.write(f"{time.time():.6f} {frame.head} {frame.newest_event_at or 0:.6f}\n")
+
+    @staticmethod
+    def _empty_text(frame: Frame) -> Text:
+        if frame.problem is not None:
+            return Text.assemble(
+                ("Nothing to show yet.\n", "bold"),
+                (frame.problem, "yellow"),
+                "\n\nThe dashboard keeps looking; start with:\n"
+                "  realorders init --inventory examples/inventory.csv\n"
+                "  realorders import examples/orders.ndjson\n"
+                "  realorders run\n"
+                "or see it all at once: realorders demo --dashboard",
+            )
+        return Text.assemble(
+            ("No orders yet in this store.\n", "bold"),
+            "Submit or import some, and start the engine:\n"
+            "  realorders submit --customer c-1 --item SKU:2\n"
+            "  realorders import orders.ndjson\n"
+            "  realorders run",
+        )
+
+    # -- actions ----------------------------------------------------------------
+
+    def _selected(self, table_id: str) -> str | None:
+        return self.query_one(f"#{table_id}", LiveTable).selected_key
+
+    def _selected_order(self) -> str | None:
+        active = self.query_one(TabbedContent).active
+        if active == "stuck":
+            return self._selected("stuck-table")
+        if active == "orders":
+            return self._selected("orders-table")
+        return None
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        self.query_one(f"#{tab}-table", LiveTable).focus()
+
+    def action_filter(self) -> None:
+        self.action_show_tab("orders")
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.view_filter.describe()
+        box.focus()
+
+    @on(Input.Submitted, "#filter")
+    def _apply_filter(self, event: Input.Submitted) -> None:
+        try:
+            self.view_filter = ViewFilter.parse(event.value)
+        except ValueError as exc:
+            self.notify(f"filter: {exc}", severity="error")
+            return
+        event.input.display = bool(event.value.strip())
+        self.query_one("#orders-table", LiveTable).focus()
+        self.refresh_now()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.view_filter = ViewFilter()
+        self.query_one("#orders-table", LiveTable).focus()
+        self.refresh_now()
+
+    def action_sort(self, reverse: bool = False) -> None:
+        if reverse:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            index = (_SORT_NAMES.index(self.sort_by) + 1) % len(_SORT_NAMES)
+            self.sort_by, self.sort_reverse = _SORT_NAMES[index], False
+        self.notify(
+            f"orders sorted by {self.sort_by}" + (" (reversed)" if self.sort_reverse else "")
+        )
+        if self.frame is not None:
+            self._show_orders(self.frame)
+
+    @on(DataTable.HeaderSelected, "#orders-table")
+    def _sort_by_header(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        if column == self.sort_by:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_by, self.sort_reverse = column, False
+        if self.frame is not None:
+            self._show_orders(self.frame)
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.frame is not None:
+            self.query_one(KpiBar).show(self.frame, self.paused)
+        if not self.paused:
+            self.refresh_now()
+
+    def action_next_theme(self) -> None:
+        names = [name for name in THEMES if name in self.available_themes]
+        index = names.index(self.theme) + 1 if self.theme in names else 0
+        self.theme = names[index % len(names)]
+        self.notify(f"theme: {self.theme}")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.stuck_after))
+
+    @on(DataTable.RowSelected, "#orders-table, #stuck-table")
+    def _open_order(self, event: DataTable.RowSelected) -> None:
+        self.open_order(str(event.row_key.value))
+
+    def open_order(self, order_id: str) -> None:
+        screen = OrderDetailScreen(order_id)
+
+        def fetch() -> None:
+            self.submit_job(
+                lambda source: source.client().get(order_id),
+                lambda view: self._show_detail(screen, view),
+                f"order {order_id}",
+            )
+
+        def closed(result: str | None) -> None:
+            timer.stop()
+            if result == "cancel":
+                self._confirm_cancel(order_id)
+
+        self.push_screen(screen, closed)
+        fetch()
+        timer = self.set_interval(max(self.refresh_interval, 0.5), fetch)
+
+    def _show_detail(self, screen: OrderDetailScreen, view: OrderView) -> None:
+        if screen.is_attached:
+            screen.show(view, time.time())
+
+    def action_cancel_order(self) -> None:
+        order_id = self._selected_order()
+        if order_id is None:
+            self.notify("select an order first (Orders or Stuck tab)", severity="warning")
+            return
+        self._confirm_cancel(order_id)
+
+    def _confirm_cancel(self, order_id: str) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.submit_job(
+                    lambda source: source.client().cancel(order_id, "cancelled from the dashboard"),
+                    lambda _position: self.notify(f"cancellation of {order_id} queued"),
+                    f"cancel {order_id}",
+                )
+
+        self.push_screen(ConfirmScreen(f"Cancel order {order_id}?"), answered)
+
+    def action_restock(self) -> None:
+        if self.query_one(TabbedContent).active != "inventory":
+            self.action_show_tab("inventory")
+            self.notify("choose a product, then press r again")
+            return
+        product_id = self._selected("inventory-table")
+        if product_id is None:
+            self.notify("no product to restock", severity="warning")
+            return
+
+        def answered(units: int | None) -> None:
+            if units:
+                self.submit_job(
+                    lambda source: source.client().restock(product_id, units),
+                    lambda _position: self.notify(f"restock of {product_id} +{units} queued"),
+                    f"restock {product_id}",
+                )
+
+        self.push_screen(QuantityScreen(f"Restock {product_id}: how many units?"), answered)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Pause / resume", "Stop or restart live updates (p)", self.action_toggle_pause
+        )
+        yield SystemCommand(
+            "Filter orders", "By status, customer or id prefix (/)", self.action_filter
+        )
+        yield SystemCommand(
+            "Clear filter", "Show the newest orders again (esc)", self.action_clear_filter
+        )
+        yield SystemCommand("Sort orders", "By the next column (s)", self.action_sort)
+        yield SystemCommand(
+            "Orders", "The live orders table (1)", lambda: self.action_show_tab("orders")
+        )
+        yield SystemCommand(
+            "Stuck orders",
+            "Longer than allowed in a state (2)",
+            lambda: self.action_show_tab("stuck"),
+        )
+        yield SystemCommand(
+            "Inventory", "Stock per product (3)", lambda: self.action_show_tab("inventory")
+        )
+        yield SystemCommand(
+            "Restock product", "Add units to the selected product (r)", self.action_restock
+        )
+        yield SystemCommand(
+            "Cancel order", "Cancel the selected order (c)", self.action_cancel_order
+        )
+        yield SystemCommand("Next theme", "Cycle the colour theme (t)", self.action_next_theme)
+
+
+def trace_path() -> Path | None:
+    """Where to log frame timings (benchmarks set ``REALORDERS_DASHBOARD_TRACE``)."""
+    value = os.environ.get("REALORDERS_DASHBOARD_TRACE")
+    return Path(value) if value else None

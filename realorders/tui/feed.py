@@ -1,0 +1,369 @@
+"""What the dashboard shows, gathered through the read model and the event tail.
+
+No Textual here: :class:`Feed` turns a store into immutable :class:`Frame`
+objects that widgets only render, so the figures are testable without a
+terminal and the app never waits on storage in its event loop.
+
+Per tick the feed reads only what stays cheap at a million orders: the open
+orders' counts (a partial index), one window of rows, stock levels, and the
+events committed since the last tick. Terminal totals are counted once, then
+advanced by the terminal events in the tail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from realorders.client import Client
+from realorders.domain import TERMINAL, OrderState, Status
+from realorders.engine.ports import OrderFilter, StockLevel, percentile
+from realorders.errors import RealordersError
+
+__all__ = [
+    "DEFAULT_STUCK_AFTER",
+    "EngineState",
+    "Feed",
+    "Frame",
+    "OrderRow",
+    "StuckOrder",
+    "ViewFilter",
+    "parse_duration",
+    "parse_stuck_after",
+]
+
+#: seconds an order may sit in a state before the dashboard calls it stuck
+DEFAULT_STUCK_AFTER: dict[Status, float] = {
+    Status.PENDING: 10.0,
+    Status.RESERVED: 60.0,
+    Status.PACKED: 120.0,
+    Status.SHIPPED: 600.0,
+    Status.BACKORDERED: 900.0,
+}
+#: beyond this many new events in one tick, recount instead of reading them all
+_MAX_TAIL = 60_000
+_TAIL_PAGE = 10_000
+#: terminal orders per tick whose latency is sampled
+_LATENCY_SAMPLE = 400
+_LATENCY_WINDOW = 60.0
+_RATE_WINDOW = 3.0
+#: states an engine moves on by itself (fulfilment timers)
+_TIMED = (Status.PENDING, Status.RESERVED, Status.PACKED, Status.SHIPPED)
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class EngineState(StrEnum):
+    RUNNING = "running"  # an engine holds the store and has work
+    IDLE = "idle"  # an engine holds the store, nothing to do
+    STOPPED = "not running"  # commands wait, nobody processes them
+    UNREACHABLE = "unreachable"  # the store cannot be read
+
+
+@dataclass(frozen=True, slots=True)
+class ViewFilter:
+    """What the orders table shows: ``status:``, ``customer:``, ``id:`` terms or one word."""
+
+    status: Status | None = None
+    customer_id: str | None = None
+    id_prefix: str | None = None
+    word: str | None = None  # matches a customer or an id prefix
+
+    @classmethod
+    def parse(cls, text: str) -> ViewFilter:
+        status = customer = prefix = word = None
+        for term in text.split():
+            key, sep, value = term.partition(":")
+            key = key.lower()
+            if sep and key in ("status", "s"):
+                try:
+                    status = Status(value.lower())
+                except ValueError:
+                    raise ValueError(f"unknown status {value!r}") from None
+            elif sep and key in ("customer", "c"):
+                customer = value
+            elif sep and key in ("id", "order"):
+                prefix = value
+            elif term.lower() in Status.__members__.values():
+                status = Status(term.lower())
+            else:
+                word = term
+        return cls(status, customer, prefix, word)
+
+    def describe(self) -> str:
+        parts = [
+            f"{name}:{value}"
+            for name, value in (
+                ("status", self.status.value if self.status else None),
+                ("customer", self.customer_id),
+                ("id", self.id_prefix),
+            )
+            if value
+        ]
+        if self.word:
+            parts.append(self.word)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    """One line of the orders table; ``since`` is when the order entered its state."""
+
+    id: str
+    customer_id: str
+    status: Status
+    since: float
+    total: float | None
+    arrival: int
+    queued: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StuckOrder:
+    row: OrderRow
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Everything one refresh shows; widgets render it and keep nothing else."""
+
+    taken_at: float
+    store: str
+    engine: EngineState
+    problem: str | None = None  # why the store cannot be read, for the empty state
+    engine_pid: int | None = None
+    backlog: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    orders_per_second: float = 0.0
+    events_per_second: float = 0.0
+    latency_p50: float | None = None
+    latency_p95: float | None = None
+    throughput: tuple[float, ...] = ()  # finished orders per second, one point per second
+    orders: tuple[OrderRow, ...] = ()
+    levels: tuple[StockLevel, ...] = ()
+    stuck: tuple[StuckOrder, ...] = ()
+    head: int = 0  # cursor of the newest event this frame includes
+    newest_event_at: float | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return sum(n for s, n in self.counts.items() if Status(s) not in TERMINAL)
+
+    @property
+    def empty(self) -> bool:
+        return self.problem is None and not any(self.counts.values()) and not self.orders
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``5m`` or ``1h`` in seconds."""
+    text = text.strip().lower()
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (like 90s, 5m, 1h)") from None
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be positive")
+    return seconds
+
+
+def parse_stuck_after(spec: str | None) -> dict[Status, float]:
+    """``backordered=10m,reserved=30s`` over the defaults."""
+    thresholds = dict(DEFAULT_STUCK_AFTER)
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        try:
+            status = Status(name.strip().lower())
+        except ValueError:
+            raise ValueError(f"unknown state {name.strip()!r}") from None
+        if not sep or status not in DEFAULT_STUCK_AFTER:
+            raise ValueError(f"expected STATE=DURATION for a non-terminal state, got {part!r}")
+        thresholds[status] = parse_duration(value)
+    return thresholds
+
+
+def _row(state: OrderState) -> OrderRow:
+    return OrderRow(
+        state.id, state.customer_id, state.status, state.updated_at, state.total, state.arrival
+    )
+
+
+class Feed:
+    """Gathers frames from one store; open it in the thread that polls it."""
+
+    def __init__(
+        self,
+        db: str | Path,
+        *,
+        window: int = 100,
+        stuck_after: dict[Status, float] | None = None,
+        history: int = 120,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = Path(db)
+        self.window = window
+        self.stuck_after = stuck_after or dict(DEFAULT_STUCK_AFTER)
+        self.filter = ViewFilter()
+        self._clock = clock
+        self._client: Client | None = None
+        self._cursor = 0
+        self._terminal: dict[str, int] | None = None
+        self._finished = 0  # terminal events seen since the feed started
+        self._rates: deque[tuple[float, int, int]] = deque()  # (at, head, finished)
+        self._latencies: deque[tuple[float, float]] = deque(maxlen=20_000)
+        # seconds before the feed started show as 0: the time axis stays fixed
+        self._history: deque[float] = deque([0.0] * history, maxlen=history)
+        self._second: tuple[int, int] | None = None  # (whole second, finished at its start)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def client(self) -> Client:
+        """The open store, for actions (cancel, restock) taken from the dashboard."""
+        if self._client is None:
+            if not self.db.exists():
+                raise RealordersError(f"no database at {self.db} yet")
+            self._client = Client(self.db, create=False)
+        return self._client
+
+    def poll(self) -> Frame:
+        now = self._clock()
+        try:
+            client = self.client()
+            return self._gather(client, now)
+        except RealordersError as exc:
+            self.close()
+            self._terminal = None
+            hint = " — create it with `realorders init`" if not self.db.exists() else ""
+            return Frame(now, str(self.db), EngineState.UNREACHABLE, problem=f"{exc}{hint}")
+
+    def _gather(self, client: Client, now: float) -> Frame:
+        backend = client.backend
+        info = client.engine_info()
+        running = client.engine_running()
+        with client.snapshot():
+            self._advance(client)
+            counts = backend.orders.open_counts() | dict(self._terminal or {})
+            orders = self._orders(client)
+            levels = tuple(backend.orders.levels())
+            stuck = self._stuck(client, now)
+            newest = backend.events.tail(self._cursor - 1, 1) if self._cursor else []
+        self._rates.append((now, self._cursor, self._finished))
+        while len(self._rates) > 2 and now - self._rates[1][0] >= _RATE_WINDOW:
+            self._rates.popleft()
+        first = self._rates[0]
+        span = now - first[0]
+        events_rate = (self._cursor - first[1]) / span if span > 0 else 0.0
+        orders_rate = (self._finished - first[2]) / span if span > 0 else 0.0
+        self._sample_history(now)
+        while self._latencies and self._latencies[0][0] < now - _LATENCY_WINDOW:
+            self._latencies.popleft()
+        latencies = sorted(latency for _, latency in self._latencies)
+        backlog = info.backlog
+        moving = sum(counts.get(s.value, 0) for s in _TIMED)
+        if not running:
+            engine = EngineState.STOPPED
+        elif backlog or moving or events_rate > 0:
+            engine = EngineState.RUNNING
+        else:
+            engine = EngineState.IDLE
+        return Frame(
+            taken_at=now,
+            store=str(self.db),
+            engine=engine,
+            engine_pid=info.pid if running else None,
+            backlog=backlog,
+            counts=counts,
+            orders_per_second=orders_rate,
+            events_per_second=events_rate,
+            latency_p50=percentile(latencies, 0.50),
+            latency_p95=percentile(latencies, 0.95),
+            throughput=tuple(self._history),
+            orders=orders,
+            levels=levels,
+            stuck=stuck,
+            head=self._cursor,
+            newest_event_at=newest[0][1].at if newest else None,
+        )
+
+    def _advance(self, client: Client) -> None:
+        """Count terminal events since the last tick; recount when too far behind."""
+        events = client.backend.events
+        head = events.head()
+        if self._terminal is None or head - self._cursor > _MAX_TAIL or head < self._cursor:
+            before = sum(self._terminal.values()) if self._terminal is not None else None
+            counts = client.backend.orders.counts()
+            self._terminal = {s.value: counts[s.value] for s in TERMINAL}
+            if before is not None:
+                self._finished += max(0, sum(self._terminal.values()) - before)
+            self._cursor = head
+            return
+        finished: list[str] = []
+        while self._cursor < head:
+            page = events.tail(self._cursor, _TAIL_PAGE)
+            if not page:
+                break
+            for _, event in page:
+                if event.status in TERMINAL:
+                    self._terminal[event.status.value] += 1
+                    finished.append(event.order_id)
+            self._cursor = page[-1][0]
+        self._finished += len(finished)
+        if finished:
+            sample = finished[-_LATENCY_SAMPLE:]
+            for state in client.backend.orders.get_many(sample).values():
+                if state.terminal_at is not None:
+                    self._latencies.append(
+                        (state.terminal_at, state.terminal_at - state.created_at)
+                    )
+
+    def _sample_history(self, now: float) -> None:
+        """One point per whole second: orders finished during it."""
+        second = int(now)
+        if self._second is None:
+            self._second = (second, self._finished)
+            return
+        start, finished_then = self._second
+        if second > start:
+            rate = (self._finished - finished_then) / (second - start)
+            self._history.extend([rate] * min(second - start, self._history.maxlen or 1))
+            self._second = (second, self._finished)
+
+    def _orders(self, client: Client) -> tuple[OrderRow, ...]:
+        flt, limit = self.filter, self.window
+        found: dict[str, OrderRow] = {}
+        if flt.status in (None, Status.PENDING) and not flt.id_prefix and not flt.word:
+            for order, position, at in client.queued(limit, flt.customer_id):
+                found[order.id] = OrderRow(
+                    order.id, order.customer_id, Status.PENDING, at, None, position, queued=True
+                )
+        searches = (
+            [(flt.word, flt.id_prefix), (flt.customer_id, flt.word)]
+            if flt.word
+            else [(flt.customer_id, flt.id_prefix)]
+        )
+        for customer, prefix in searches:
+            for state in client.backend.orders.query(
+                OrderFilter(flt.status, customer, prefix, limit)
+            ):
+                found.setdefault(state.id, _row(state))
+        rows = sorted(found.values(), key=lambda r: r.arrival, reverse=True)
+        return tuple(rows[:limit])
+
+    def _stuck(self, client: Client, now: float) -> tuple[StuckOrder, ...]:
+        stuck = [
+            StuckOrder(_row(state), threshold)
+            for status, threshold in self.stuck_after.items()
+            for state in client.backend.orders.stale(status, now - threshold, self.window)
+        ]
+        stuck.sort(key=lambda s: s.row.since)
+        return tuple(stuck[: self.window])
