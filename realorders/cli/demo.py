@@ -76,6 +76,7 @@ def run_demo(path: str | None, speed: float, dashboard: bool = False) -> None:
 def _play_under_dashboard(db: Path, orders: list[Order], delays: Delays, speed: float) -> None:
     """The same flow on a thread, the dashboard in front; the engine runs until it closes."""
     from realorders.tui import run_dashboard
+    from realorders.tui.feed import parse_stuck_after
 
     closed = threading.Event()
 
@@ -86,7 +87,7 @@ def _play_under_dashboard(db: Path, orders: list[Order], delays: Delays, speed: 
     player = threading.Thread(target=play, name="demo-flow", daemon=True)
     player.start()
     try:
-        run_dashboard(db, refresh=0.25)
+        run_dashboard(db, refresh=0.25, stuck_after=parse_stuck_after("backordered=5s"))
     finally:
         closed.set()
         player.join(timeout=10)

@@ -168,8 +168,9 @@ class DashboardApp(App[None]):
         try:
             due = 0.0
             while not worker.is_cancelled:
+                wait = 0.0 if self._wake else max(0.0, due - time.monotonic())
                 try:
-                    job = self._jobs.get(timeout=max(0.0, due - time.monotonic()))
+                    job = self._jobs.get(timeout=wait)
                 except queue.Empty:
                     job = None
                 if job is not None:
@@ -182,20 +183,29 @@ class DashboardApp(App[None]):
                     self._wake = False
                     source.filter = self.view_filter
                     frame = source.poll()
-                    self.call_from_thread(self._show, frame)
+                    if not self._deliver(self._show, frame):
+                        break
                     due = now + self.refresh_interval
                 elif now >= due:
                     due = now + self.refresh_interval
         finally:
             source.close()
 
+    def _deliver(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """Hand a result to the event loop; False once the app is shutting down."""
+        try:
+            self.call_from_thread(callback, *args, **kwargs)
+        except RuntimeError:
+            return False
+        return True
+
     def _run_job(self, source: Source, job: _Job) -> None:
         try:
             result = job.run(source)
         except RealordersError as exc:
-            self.call_from_thread(self.notify, f"{job.what}: {exc}", severity="error")
+            self._deliver(self.notify, f"{job.what}: {exc}", severity="error")
             return
-        self.call_from_thread(job.done, result)
+        self._deliver(job.done, result)
         self._wake = True
 
     def submit_job(

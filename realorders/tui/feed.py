@@ -240,11 +240,12 @@ class Feed:
         try:
             client = self.client()
             return self._gather(client, now)
-        except RealordersError as exc:
+        except Exception as exc:  # a live view reports and retries; it never dies
             self.close()
             self._terminal = None
             hint = " — create it with `realorders init`" if not self.db.exists() else ""
-            return Frame(now, str(self.db), EngineState.UNREACHABLE, problem=f"{exc}{hint}")
+            reason = str(exc) if isinstance(exc, RealordersError) else f"cannot read it: {exc}"
+            return Frame(now, str(self.db), EngineState.UNREACHABLE, problem=f"{reason}{hint}")
 
     def _gather(self, client: Client, now: float) -> Frame:
         backend = client.backend

@@ -82,6 +82,9 @@ USAGE_OWN = [
     (("import", "-"), "cannot tell the format of standard input"),
     (("submit", "-c", "ann", "-i", "KB-01=0"), "--item 'KB-01=0'"),
     (("submit", "-c", "ann", "-i", "KB01"), "--item 'KB01'"),
+    (("dashboard", "--stuck-after", "lost=5m"), "--stuck-after: unknown state 'lost'"),
+    (("dashboard", "--stuck-after", "delivered=5m"), "for a non-terminal state"),
+    (("dashboard", "--stuck-after", "packed=soon"), "'soon' is not a duration"),
 ]
 
 # Found by option parsing (typer/click): exit 2 with click's usage text.
@@ -97,6 +100,7 @@ USAGE_PARSING = [
     (("inventory", "set", "KB-01", "-1"), "-1"),
     (("stats", "--window", "0"), "--window"),
     (("demo", "--speed", "50"), "--speed"),
+    (("dashboard", "--refresh", "0"), "--refresh"),
 ]
 
 

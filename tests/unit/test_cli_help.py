@@ -44,6 +44,7 @@ def test_every_contract_command_exists() -> None:
         "init",
         "run",
         "demo",
+        "dashboard",
         "submit",
         "import",
         "list",
