@@ -130,3 +130,17 @@ def test_module_all_names_exist_and_are_sorted(module: str) -> None:
     assert len(names) == len(set(names))
     missing = [name for name in names if not hasattr(mod, name)]
     assert missing == []
+
+
+def test_the_dashboard_reads_only_through_the_client() -> None:
+    """No second query path: the TUI must run unchanged on any backend (issue 4)."""
+    tui = Path(realorders.__file__).parent / "tui"
+    sources = {path.name: path.read_text() for path in tui.glob("*.py")}
+    assert {"feed.py", "app.py"} <= sources.keys()
+    for name, text in sources.items():
+        for needle in ("sqlite", "SELECT ", "INSERT ", "UPDATE ", "execute("):
+            assert needle not in text, f"realorders/tui/{name} contains {needle!r}"
+    loaded = json.loads(
+        fresh("import json, sys, realorders.tui.feed; print(json.dumps(sorted(sys.modules)))")
+    )
+    assert "textual" not in loaded  # the feed is testable without a terminal
