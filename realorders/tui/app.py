@@ -223,6 +223,7 @@ class DashboardApp(App[None]):
         self.frame = frame
         self.query_one(KpiBar).show(frame, self.paused)
         self.query_one(FlowPanel).show(frame)
+        self.query_one(FlowPanel).display = frame.problem is None
         empty = self.query_one("#empty", Static)
         empty.display = frame.problem is not None or frame.empty
         if empty.display:

@@ -71,6 +71,13 @@ class KpiBar(Static):
             ("● ", _ENGINE_STYLE[frame.engine]),
             (f"engine {frame.engine.value}", _ENGINE_STYLE[frame.engine]),
         )
+        if frame.problem is not None:  # no figures at all rather than misleading zeros
+            engine = Text.assemble(
+                ("● store unreachable: ", _ENGINE_STYLE[EngineState.UNREACHABLE]),
+                (frame.problem, "yellow"),
+            )
+            self.update(Text("\n").join([engine, Text("retrying every refresh…", style="dim")]))
+            return
         if frame.engine_pid and self.size.width >= 100:
             engine.append(f" pid {frame.engine_pid}", style="dim")
         if frame.engine is EngineState.STOPPED and frame.backlog:
@@ -130,7 +137,8 @@ class FlowPanel(Vertical):
         peak = max(points, default=0.0)
         aside.append(f"│ finished/s, last {len(points)}s: peak {peak:,.1f}", style="dim")
         self.query_one("#flow-counts", Static).update(Text("\n").join([line, aside]))
-        self.query_one("#flow-spark", Sparkline).data = list(points) or [0.0]
+        # one point renders as a full bar: show the flat line of no data instead
+        self.query_one("#flow-spark", Sparkline).data = list(points) if len(points) > 1 else []
 
 
 def order_cells(row: OrderRow, now: float) -> tuple[str | Text, ...]:
