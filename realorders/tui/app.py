@@ -383,8 +383,12 @@ class DashboardApp(App[None]):
         timer = self.set_interval(max(self.refresh_interval, 0.5), fetch)
 
     def _show_detail(self, screen: OrderDetailScreen, view: OrderView) -> None:
-        if screen.is_attached:
+        if screen not in self.screen_stack:
+            return  # closed, or being dismissed (its widgets may be gone already)
+        if screen.is_mounted:
             screen.show(view, time.time())
+        else:  # the lookup beat the screen's compose: show it once composed
+            screen.call_later(self._show_detail, screen, view)
 
     def action_cancel_order(self) -> None:
         order_id = self._selected_order()
