@@ -13,7 +13,7 @@ from .app import app, settings
 def dashboard(
     ctx: typer.Context,
     refresh: float = typer.Option(
-        0.5, "--refresh", min=0.05, max=60, help="Seconds between live updates."
+        0.25, "--refresh", min=0.05, max=60, help="Seconds between live updates."
     ),
     stuck_after: str | None = typer.Option(
         None,

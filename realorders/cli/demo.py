@@ -116,12 +116,18 @@ async def _play(
     def frame() -> Group:
         return _frame(client, recent, actions, time.monotonic() - start)
 
+    def closing() -> bool:
+        """The dashboard in front was closed: stop the flow early too."""
+        return until is not None and until.is_set()
+
     with (
         Live(frame(), console=out, refresh_per_second=8, transient=False)
         if live_view and not quiet
         else _NoLive() as live
     ):
         for index in range(0, len(orders), 3):
+            if closing():
+                break
             for order in orders[index : index + 3]:
                 client.submit(order)
             cursor = _drain(client, cursor, recent, live_view)
@@ -134,7 +140,7 @@ async def _play(
             live.update(frame())
             await asyncio.sleep(0.35 / speed)
         deadline = time.monotonic() + 30 / speed
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not closing():
             cursor = _drain(client, cursor, recent, live_view)
             live.update(frame())
             if _settled(client):

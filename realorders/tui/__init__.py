@@ -16,7 +16,7 @@ __all__ = ["run_dashboard"]
 def run_dashboard(
     db: str | Path,
     *,
-    refresh: float = 0.5,
+    refresh: float = 0.25,
     stuck_after: dict[Status, float] | None = None,
     window: int = 100,
 ) -> None:

@@ -8,6 +8,7 @@ only renders frames, so a slow query never freezes the screen.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import time
@@ -28,7 +29,7 @@ from realorders.client import Client, OrderView
 from realorders.domain import Status
 from realorders.errors import RealordersError
 
-from .feed import Frame, OrderRow, ViewFilter
+from .feed import DEFAULT_STUCK_AFTER, Frame, OrderRow, ViewFilter
 from .screens import ConfirmScreen, HelpScreen, OrderDetailScreen, QuantityScreen
 from .widgets import FlowPanel, KpiBar, LiveTable, inventory_cells, order_cells, stuck_cells
 
@@ -76,7 +77,7 @@ class DashboardApp(App[None]):
         Binding("c", "cancel_order", "Cancel"),
         Binding("r", "restock", "Restock"),
         Binding("p", "toggle_pause", "Pause"),
-        Binding("t", "next_theme", "Theme"),
+        Binding("t", "next_theme", "Theme", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("1", "show_tab('orders')", "Orders", show=False),
         Binding("2", "show_tab('stuck')", "Stuck", show=False),
@@ -88,14 +89,14 @@ class DashboardApp(App[None]):
         self,
         source: Callable[[], Source],
         *,
-        refresh: float = 0.5,
+        refresh: float = 0.25,
         stuck_after: dict[Status, float] | None = None,
         trace: Path | None = None,
     ) -> None:
         super().__init__()
         self._open_source = source
         self.refresh_interval = refresh
-        self.stuck_after = stuck_after or {}
+        self.stuck_after = stuck_after or dict(DEFAULT_STUCK_AFTER)
         self.paused = False
         self.frame: Frame | None = None
         self.sort_by = "newest"
@@ -103,6 +104,7 @@ class DashboardApp(App[None]):
         self.view_filter = ViewFilter()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._wake = False
+        self._stuck_label = ""
         self._trace = trace.open("a", buffering=1) if trace else None
 
     # -- layout -----------------------------------------------------------------
@@ -143,7 +145,7 @@ class DashboardApp(App[None]):
                         ("on_hand", "ON HAND"),
                         ("reserved", "RESERVED"),
                         ("available", "AVAILABLE"),
-                        ("backordered", "BACKORDERED"),
+                        ("backordered", "WAITING"),
                     ],
                     id="inventory-table",
                 )
@@ -192,12 +194,24 @@ class DashboardApp(App[None]):
             source.close()
 
     def _deliver(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """Hand a result to the event loop; False once the app is shutting down."""
+        """Hand a result to the event loop; False once the app is shutting down.
+
+        A failing callback is reported, not raised: it must not end the store thread.
+        """
         try:
             self.call_from_thread(callback, *args, **kwargs)
         except RuntimeError:
-            return False
+            if not self.is_running:
+                return False
+            self._report_failure(callback)
+        except Exception:
+            self._report_failure(callback)
         return True
+
+    def _report_failure(self, callback: Callable[..., Any]) -> None:
+        name = getattr(callback, "__name__", "update")
+        with contextlib.suppress(Exception):
+            self.call_from_thread(self.notify, f"dashboard: {name} failed", severity="error")
 
     def _run_job(self, source: Source, job: _Job) -> None:
         try:
@@ -239,8 +253,10 @@ class DashboardApp(App[None]):
             {level.product_id: inventory_cells(level) for level in frame.levels},
             [level.product_id for level in frame.levels],
         )
-        tabs = self.query_one(TabbedContent)
-        tabs.get_tab("stuck").label = f"Stuck ({len(frame.stuck)})"
+        label = f"Stuck ({len(frame.stuck)})"
+        if label != self._stuck_label:  # a new label restarts the tab underline's animation
+            self._stuck_label = label
+            self.query_one(TabbedContent).get_tab("stuck").label = label
         self.sub_title = frame.store + (
             f"  ·  filter: {self.view_filter.describe()}" if self.view_filter.describe() else ""
         )

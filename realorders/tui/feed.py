@@ -342,8 +342,14 @@ class Feed:
     def _orders(self, client: Client) -> tuple[OrderRow, ...]:
         flt, limit = self.filter, self.window
         found: dict[str, OrderRow] = {}
-        if flt.status in (None, Status.PENDING) and not flt.id_prefix and not flt.word:
+        if flt.status in (None, Status.PENDING):
             for order, position, at in client.queued(limit, flt.customer_id):
+                if flt.id_prefix and not order.id.startswith(flt.id_prefix):
+                    continue
+                if flt.word and not (
+                    order.id.startswith(flt.word) or order.customer_id == flt.word
+                ):
+                    continue
                 found[order.id] = OrderRow(
                     order.id, order.customer_id, Status.PENDING, at, None, position, queued=True
                 )

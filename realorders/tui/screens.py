@@ -49,7 +49,7 @@ def render_order(view: OrderView, now: float) -> Text | Table:
         head.append(f"\nreason: {record['reason']}", style="italic")
     if record.get("notes"):
         head.append(f"\nnotes: {record['notes']}", style="dim")
-    items = Table(title="items", title_justify="left", expand=True, show_edge=False)
+    items = Table(title="items", title_justify="left", show_edge=False)
     for column in ("PRODUCT", "QTY", "PRICE", "LINE"):
         items.add_column(column, justify="left" if column == "PRODUCT" else "right")
     for item in record["items"]:
@@ -77,8 +77,8 @@ def render_order(view: OrderView, now: float) -> Text | Table:
         )
     grid = Table.grid(expand=True)
     grid.add_row(head)
+    grid.add_row(timeline)  # first: where the order is and for how long matters most
     grid.add_row(items)
-    grid.add_row(timeline)
     return grid
 
 

@@ -63,55 +63,59 @@ def low_stock(levels: Sequence[StockLevel]) -> int:
 
 
 class KpiBar(Static):
-    """Two lines of headline figures; the engine state first, because it explains the rest."""
+    """Headline figures; the engine state first, because it explains the rest.
+
+    Three short lines below 130 columns (nothing wraps at 80), two lines above.
+    """
+
+    WIDE = 130
 
     def show(self, frame: Frame, paused: bool) -> None:
-        counts = frame.counts
-        engine = Text.assemble(
-            ("● ", _ENGINE_STYLE[frame.engine]),
-            (f"engine {frame.engine.value}", _ENGINE_STYLE[frame.engine]),
-        )
+        style = _ENGINE_STYLE[frame.engine]
         if frame.problem is not None:  # no figures at all rather than misleading zeros
-            engine = Text.assemble(
-                ("● store unreachable: ", _ENGINE_STYLE[EngineState.UNREACHABLE]),
-                (frame.problem, "yellow"),
+            self.update(
+                Text.assemble(
+                    ("● store unreachable", style),
+                    ("  — see below; retrying every refresh", "dim"),
+                )
             )
-            self.update(Text("\n").join([engine, Text("retrying every refresh…", style="dim")]))
             return
-        if frame.engine_pid and self.size.width >= 100:
+        wide = self.size.width >= self.WIDE
+        engine = Text.assemble(("● ", style), (f"engine {frame.engine.value}", style))
+        if frame.engine_pid:
             engine.append(f" pid {frame.engine_pid}", style="dim")
-        if frame.engine is EngineState.STOPPED and frame.backlog:
-            engine.append("  start it: realorders run", style="red")
         backlog = Text(f"backlog {frame.backlog:,}")
         if frame.backlog and frame.engine is EngineState.STOPPED:
             backlog.stylize("bold red")
-        first = Text("  ").join(
+            backlog.append("  start it: realorders run", style="red")
+        state = Text("  ").join([engine, backlog])
+        if paused:
+            state.append("  ⏸ PAUSED (p resumes)", style="bold reverse yellow")
+        counts = frame.counts
+        totals = Text("  ").join(
             [
-                engine,
                 Text(f"in flight {frame.in_flight:,}", style="bold"),
                 Text(f"delivered {counts.get('delivered', 0):,}", style="green"),
                 Text(f"rejected {counts.get('rejected', 0):,}", style="red"),
                 Text(f"cancelled {counts.get('cancelled', 0):,}", style="bright_black"),
-                backlog,
             ]
         )
-        second = Text("  ").join(
+        low = low_stock(frame.levels)
+        rates = Text("  ").join(
             [
                 Text(f"{frame.orders_per_second:,.1f} orders/s"),
                 Text(f"{frame.events_per_second:,.0f} events/s"),
-                Text(
-                    f"latency p50 {_latency(frame.latency_p50)} p95 {_latency(frame.latency_p95)}"
-                ),
+                Text(f"p50 {_latency(frame.latency_p50)} p95 {_latency(frame.latency_p95)}"),
                 Text(f"stuck {len(frame.stuck)}", style="bold yellow" if frame.stuck else ""),
-                Text(
-                    f"low stock {low_stock(frame.levels)}",
-                    style="bold yellow" if low_stock(frame.levels) else "",
-                ),
+                Text(f"low stock {low}", style="bold yellow" if low else ""),
             ]
         )
-        if paused:
-            second.append("  ⏸ PAUSED (p resumes)", style="bold reverse yellow")
-        self.update(Text("\n").join([first, second]))
+        if wide:
+            rates.append(f"  {frame.store}", style="dim")
+            lines = [Text("  ").join([state, totals]), rates]
+        else:
+            lines = [state, totals, rates]
+        self.update(Text("\n").join(lines))
 
 
 class FlowPanel(Vertical):
@@ -141,11 +145,15 @@ class FlowPanel(Vertical):
         self.query_one("#flow-spark", Sparkline).data = list(points) if len(points) > 1 else []
 
 
+def _right(value: str, style: str = "") -> Text:
+    return Text(value, style=style, justify="right")
+
+
 def order_cells(row: OrderRow, now: float) -> tuple[str | Text, ...]:
     status = status_text(row.status)
     if row.queued:
         status.append(" (queued)", style="dim")
-    return (row.id, row.customer_id, status, age(now - row.since), _money(row.total))
+    return (row.id, row.customer_id, status, age(now - row.since), _right(_money(row.total)))
 
 
 def stuck_cells(stuck: StuckOrder, now: float) -> tuple[str | Text, ...]:
@@ -166,14 +174,13 @@ def inventory_cells(level: StockLevel) -> tuple[str | Text, ...]:
         style = "bold red"
     elif level.available <= LOW_STOCK:
         style = "yellow"
-    waiting = Text(f"{level.backordered:,}", style="bold red" if level.backordered else "dim")
     return (
         level.product_id,
         level.name or "",
-        f"{level.on_hand:,}",
-        f"{level.reserved:,}",
-        Text(f"{level.available:,}", style=style),
-        waiting,
+        _right(f"{level.on_hand:,}"),
+        _right(f"{level.reserved:,}"),
+        _right(f"{level.available:,}", style),
+        _right(f"{level.backordered:,}", "bold red" if level.backordered else "dim"),
     )
 
 
@@ -206,7 +213,12 @@ class LiveTable(DataTable[str | Text]):
         selected = self.selected_key
         follow_top = self.cursor_row <= 0
         columns = [key for key, _ in self._column_spec]
-        for key in self._cells.keys() - rows.keys():
+        leaving = self._cells.keys() - rows.keys()
+        if len(leaving) > len(rows) // 2:  # mostly new rows: refilling is cheaper
+            self.clear()
+            self._cells, self._order = {}, []
+            leaving = set()
+        for key in leaving:
             self.remove_row(key)
         for key, cells in rows.items():
             old = self._cells.get(key)
@@ -223,9 +235,3 @@ class LiveTable(DataTable[str | Text]):
             self._order = list(order)
             if selected in position and not follow_top:
                 self.move_cursor(row=position[selected], animate=False)
-
-    def row_count_of(self, status: Status | None = None) -> int:
-        """Rows on display (for tests and the empty state)."""
-        if status is None:
-            return len(self._cells)
-        return sum(1 for cells in self._cells.values() if str(cells[2]).startswith(status.value))
