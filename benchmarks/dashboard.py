@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import inspect
 import itertools
 import math
 import os
@@ -50,11 +51,14 @@ from engine import EVENTS_PER_ORDER, make_workload, realorders_cmd
 from realorders import Client
 from realorders.domain import Order
 from realorders.engine.ports import percentile
+from realorders.tui import run_dashboard
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 TERMINAL_SIZE = (160, 48)
 LOADGEN_TICK = 0.05  # seconds between the load generator's batches
 TARGET_P95 = 0.5
+#: what `realorders dashboard` uses without --refresh
+DEFAULT_REFRESH: float = inspect.signature(run_dashboard).parameters["refresh"].default
 TARGET_CORES = 1.0
 
 
@@ -627,8 +631,9 @@ def print_table(results: dict[str, Any]) -> None:
     print("|---" * 17 + "|")
     for run in results["runs"]:
         cores = run["cores"]
+        refresh = _f(run["refresh"], "g") if run["refresh"] else f"{DEFAULT_REFRESH:g} (default)"
         print(
-            f"| {run['phase']} | {_f(run['refresh'], 'g') if run['refresh'] else '0.5 (default)'} "
+            f"| {run['phase']} | {refresh} "
             f"| {run['seconds']:.1f} | {_f(run['events_per_second'], ',.0f')} "
             f"| {run['frames_per_second']:.2f} | {_f(run['max_frame_gap'], '.2f')} "
             f"| {_f(run['lag_p50'], '.3f')} | {_f(run['lag_p95'], '.3f')} "
@@ -671,7 +676,9 @@ def main() -> None:
         help="--rate max: skip the engine-alone run on the same backlog",
     )
     parser.add_argument(
-        "--refresh", type=float, help="passed to `realorders dashboard --refresh` (its default 0.5)"
+        "--refresh",
+        type=float,
+        help=f"passed to `realorders dashboard --refresh` (its default {DEFAULT_REFRESH:g})",
     )
     parser.add_argument("--products", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
