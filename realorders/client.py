@@ -53,6 +53,8 @@ __all__ = ["BACKENDS", "Client", "OrderView", "order_dict", "queued_order_dict"]
 
 BACKENDS = ("sqlite",)
 _SETTLED = TERMINAL | {Status.BACKORDERED}
+#: far beyond any shelf, and well inside SQLite's 64-bit integers (sums stay exact)
+MAX_STOCK = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +203,8 @@ class Client:
     def restock(self, product_id: str, quantity: int) -> int:
         """Queue a restock (the engine applies it and wakes backorders); returns its position."""
         self.product(product_id)
-        if quantity < 1:
-            raise InputError(f"restock quantity must be at least 1, got {quantity}")
+        if not 1 <= quantity <= MAX_STOCK:
+            raise InputError(f"restock quantity must be from 1 to {MAX_STOCK:,}, got {quantity}")
         return self.backend.commands.append(
             CommandKind.RESTOCK, None, {"product_id": product_id, "quantity": quantity}
         )
@@ -210,8 +212,8 @@ class Client:
     def set_stock(self, product_id: str, quantity: int) -> int:
         """Queue an absolute on-hand level; refused now if it is below what is reserved."""
         self.product(product_id)
-        if quantity < 0:
-            raise InputError(f"stock cannot be negative, got {quantity}")
+        if not 0 <= quantity <= MAX_STOCK:
+            raise InputError(f"stock must be from 0 to {MAX_STOCK:,}, got {quantity}")
         for level in self.levels():
             if level.product_id == product_id and quantity < level.reserved:
                 raise RefusedError(
@@ -284,10 +286,12 @@ class Client:
         return self.backend.orders.query(OrderFilter(status, customer_id, id_prefix, limit))
 
     def queued(
-        self, limit: int = 100, customer_id: str | None = None
+        self, limit: int = 100, customer_id: str | None = None, *, oldest_first: bool = False
     ) -> list[tuple[Order, int, float]]:
-        """Submissions the engine has not processed yet, newest first."""
-        return self.backend.commands.queued(self.backend.position(), limit, customer_id)
+        """Submissions the engine has not processed yet, newest (or oldest) first."""
+        return self.backend.commands.queued(
+            self.backend.position(), limit, customer_id, oldest_first=oldest_first
+        )
 
     def cancel(self, order_id: str, reason: str | None = None) -> int:
         """Queue a cancellation; refused now if the order is already past cancelling."""

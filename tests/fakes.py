@@ -140,7 +140,12 @@ class MemoryCommandLog:
         return None
 
     def queued(
-        self, after: int, limit: int, customer_id: str | None = None
+        self,
+        after: int,
+        limit: int,
+        customer_id: str | None = None,
+        *,
+        oldest_first: bool = False,
     ) -> list[tuple[Order, int, float]]:
         found = [
             (Order.from_dict(c.body), c.position, c.at)
@@ -149,7 +154,7 @@ class MemoryCommandLog:
             and c.position > after
             and (customer_id is None or c.body["customer_id"] == customer_id)
         ]
-        return found[::-1][:limit]
+        return (found if oldest_first else found[::-1])[:limit]
 
 
 class MemoryEventLog:

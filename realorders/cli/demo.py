@@ -3,7 +3,8 @@
 A scratch database gets the bundled example catalogue; orders from the
 examples trickle in while the engine runs with visible fulfilment delays;
 half-way a scarce product is restocked (waking its backorders) and one order
-is cancelled. A live Rich view shows counts, the event stream and stock.
+is cancelled. A live Rich view shows counts, the event stream and stock; with
+``--dashboard`` the flow runs on a thread behind the Textual dashboard.
 Everything goes through the public :class:`realorders.Client` API.
 """
 
@@ -27,9 +28,9 @@ from realorders.client import Client
 from realorders.domain import TERMINAL, Event, Order, Status
 from realorders.engine import Delays, Engine
 from realorders.intake import ParsedOrder, read_orders
+from realorders.style import STATUS_STYLE, clock, status_text
 
 from .app import err, out
-from .output import STATUS_STYLE, clock, status_text
 
 # (after how many submitted orders, product, units): backorders wake in arrival order
 _RESTOCKS = ((24, "DK-05", 6), (36, "HD-03", 4))

@@ -18,16 +18,15 @@ from realorders.domain import TERMINAL, LineItem, Status
 from realorders.errors import InputError, UsageError
 from realorders.importer import ImportReport
 from realorders.intake import RowError, detect_format, parse_item_spec, parse_order_json
+from realorders.style import clock, status_text
 
 from .app import app, err, fail, out, settings
 from .output import (
     Format,
     ago,
-    clock,
     iso,
     items_summary,
     render,
-    status_text,
     write_json,
     write_ndjson_line,
 )

@@ -17,8 +17,6 @@ import orjson
 from rich.table import Table
 from rich.text import Text
 
-from realorders.domain import Status
-
 from .app import out
 
 
@@ -29,29 +27,10 @@ class Format(StrEnum):
     csv = "csv"
 
 
-STATUS_STYLE = {
-    Status.PENDING: "white",
-    Status.RESERVED: "cyan",
-    Status.BACKORDERED: "yellow",
-    Status.PACKED: "blue",
-    Status.SHIPPED: "magenta",
-    Status.DELIVERED: "green",
-    Status.REJECTED: "red",
-    Status.CANCELLED: "bright_black",
-}
-
-
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def clock(ts: float | None) -> str:
-    """Local wall-clock time for people."""
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
 
 
 def ago(seconds: float) -> str:
@@ -62,11 +41,6 @@ def ago(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
-
-
-def status_text(status: Status | str) -> Text:
-    status = Status(status)
-    return Text(status.value, style=STATUS_STYLE[status])
 
 
 def write_json(data: Any) -> None:

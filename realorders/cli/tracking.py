@@ -8,9 +8,10 @@ from rich.text import Text
 
 from realorders.client import event_dict
 from realorders.domain import Status
+from realorders.style import clock, status_text
 
 from .app import app, err, fail, out, settings
-from .output import clock, iso, status_text, write_json, write_ndjson_line
+from .output import iso, write_json, write_ndjson_line
 
 
 @app.command()

@@ -221,15 +221,27 @@ class CommandLog(Protocol):
         ...
 
     def queued(
-        self, after: int, limit: int, customer_id: str | None = None
+        self,
+        after: int,
+        limit: int,
+        customer_id: str | None = None,
+        *,
+        oldest_first: bool = False,
     ) -> list[tuple[Order, int, float]]:
-        """Submissions after position ``after`` (not yet processed), newest first."""
+        """Submissions after position ``after`` (not yet processed), newest first.
+
+        ``oldest_first`` gives the longest-waiting ones (the dashboard's stuck view).
+        """
         ...
 
 
 class EventLog(Protocol):
     def tail(self, after: int, limit: int) -> list[tuple[int, Event]]:
-        """Committed events after a global cursor, oldest first, with their cursors."""
+        """Committed events after a global cursor, oldest first, with their cursors.
+
+        Cursors become visible in increasing order: a reader that resumes after
+        the last cursor it saw misses nothing (``watch`` and the dashboard rely on it).
+        """
         ...
 
     def head(self) -> int:

@@ -8,14 +8,12 @@ only renders frames, so a slow query never freezes the screen.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
+import shlex
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -23,15 +21,22 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
-from textual.worker import get_current_worker
 
-from realorders.client import Client, OrderView
-from realorders.domain import Status
-from realorders.errors import RealordersError
+from realorders.client import OrderView
+from realorders.domain import CANCELLABLE, Status
 
 from .feed import DEFAULT_STUCK_AFTER, Frame, OrderRow, ViewFilter
 from .screens import ConfirmScreen, HelpScreen, OrderDetailScreen, QuantityScreen
-from .widgets import FlowPanel, KpiBar, LiveTable, inventory_cells, order_cells, stuck_cells
+from .widgets import (
+    FlowPanel,
+    KpiBar,
+    LiveTable,
+    inventory_cells,
+    order_cells,
+    stuck_cells,
+    stuck_count,
+)
+from .worker import Source, StoreLink
 
 __all__ = ["DashboardApp", "Source"]
 
@@ -47,26 +52,13 @@ _SORTS: tuple[tuple[str, Callable[[OrderRow], Any]], ...] = (
 _SORT_NAMES = [name for name, _ in _SORTS]
 
 
-class Source(Protocol):
-    """Where frames come from: :class:`realorders.tui.feed.Feed`, or fixed frames in tests."""
-
-    filter: ViewFilter
-
-    def poll(self) -> Frame: ...
-
-    def client(self) -> Client: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    run: Callable[[Source], Any]
-    done: Callable[[Any], None]
-    what: str
-
-
 class DashboardApp(App[None]):
+    """Renders frames from a :class:`Source` and turns keys into store actions.
+
+    ``source`` is a factory: it is called on the store thread, which then owns
+    what it opens (a SQLite connection may only be used by its own thread).
+    """
+
     CSS_PATH = "dashboard.tcss"
     TITLE = "realorders"
     BINDINGS = [  # noqa: RUF012
@@ -94,16 +86,12 @@ class DashboardApp(App[None]):
         trace: Path | None = None,
     ) -> None:
         super().__init__()
-        self._open_source = source
         self.refresh_interval = refresh
         self.stuck_after = stuck_after or dict(DEFAULT_STUCK_AFTER)
-        self.paused = False
+        self.store = StoreLink(self, source, self._show, refresh)
         self.frame: Frame | None = None
         self.sort_by = "newest"
         self.sort_reverse = False
-        self.view_filter = ViewFilter()
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._wake = False
         self._stuck_label = ""
         self._trace = trace.open("a", buffering=1) if trace else None
 
@@ -155,81 +143,25 @@ class DashboardApp(App[None]):
         self.query_one("#filter", Input).display = False
         self.query_one("#empty", Static).display = False
         self.query_one("#orders-table", LiveTable).focus()
-        self.run_worker(self._store_loop, thread=True, exclusive=True, group="store")
+        self.run_worker(self.store.loop, thread=True, exclusive=True, group="store")
 
     def on_unmount(self) -> None:
-        self._jobs.put(None)
+        self.store.stop()
         if self._trace is not None:
             self._trace.close()
 
     # -- the store thread -------------------------------------------------------
 
-    def _store_loop(self) -> None:
-        worker = get_current_worker()
-        source = self._open_source()
-        try:
-            due = 0.0
-            while not worker.is_cancelled:
-                wait = 0.0 if self._wake else max(0.0, due - time.monotonic())
-                try:
-                    job = self._jobs.get(timeout=wait)
-                except queue.Empty:
-                    job = None
-                if job is not None:
-                    self._run_job(source, job)
-                    continue
-                if worker.is_cancelled or not self.is_running:
-                    break
-                now = time.monotonic()
-                if self._wake or (not self.paused and now >= due):
-                    self._wake = False
-                    source.filter = self.view_filter
-                    frame = source.poll()
-                    if not self._deliver(self._show, frame):
-                        break
-                    due = now + self.refresh_interval
-                elif now >= due:
-                    due = now + self.refresh_interval
-        finally:
-            source.close()
+    @property
+    def paused(self) -> bool:
+        return self.store.paused
 
-    def _deliver(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """Hand a result to the event loop; False once the app is shutting down.
-
-        A failing callback is reported, not raised: it must not end the store thread.
-        """
-        try:
-            self.call_from_thread(callback, *args, **kwargs)
-        except RuntimeError:
-            if not self.is_running:
-                return False
-            self._report_failure(callback)
-        except Exception:
-            self._report_failure(callback)
-        return True
-
-    def _report_failure(self, callback: Callable[..., Any]) -> None:
-        name = getattr(callback, "__name__", "update")
-        with contextlib.suppress(Exception):
-            self.call_from_thread(self.notify, f"dashboard: {name} failed", severity="error")
-
-    def _run_job(self, source: Source, job: _Job) -> None:
-        try:
-            result = job.run(source)
-        except RealordersError as exc:
-            self._deliver(self.notify, f"{job.what}: {exc}", severity="error")
-            return
-        self._deliver(job.done, result)
-        self._wake = True
-
-    def submit_job(
-        self, run: Callable[[Source], Any], done: Callable[[Any], None], what: str
-    ) -> None:
-        self._jobs.put(_Job(run, done, what))
+    @property
+    def view_filter(self) -> ViewFilter:
+        return self.store.filter
 
     def refresh_now(self) -> None:
-        self._wake = True
-        self._jobs.put_nowait(_Job(lambda _source: None, lambda _result: None, "refresh"))
+        self.store.refresh_now()
 
     # -- rendering --------------------------------------------------------------
 
@@ -253,7 +185,7 @@ class DashboardApp(App[None]):
             {level.product_id: inventory_cells(level) for level in frame.levels},
             [level.product_id for level in frame.levels],
         )
-        label = f"Stuck ({len(frame.stuck)})"
+        label = f"Stuck ({stuck_count(frame)})"
         if label != self._stuck_label:  # a new label restarts the tab underline's animation
             self._stuck_label = label
             self.query_one(TabbedContent).get_tab("stuck").label = label
@@ -276,22 +208,24 @@ class DashboardApp(App[None]):
 
     @staticmethod
     def _empty_text(frame: Frame) -> Text:
+        """What to run next, spelled for this very store (commands take ``--db``)."""
+        rel = shlex.quote(frame.store)
         if frame.problem is not None:
             return Text.assemble(
                 ("Nothing to show yet.\n", "bold"),
                 (frame.problem, "yellow"),
                 "\n\nThe dashboard keeps looking; start with:\n"
-                "  realorders init --inventory examples/inventory.csv\n"
-                "  realorders import examples/orders.ndjson\n"
-                "  realorders run\n"
-                "or see it all at once: realorders demo --dashboard",
+                f"  realorders --db {rel} init --inventory inventory.csv\n"
+                f"  realorders --db {rel} import orders.ndjson\n"
+                f"  realorders --db {rel} run\n"
+                "or see the whole product at once: realorders demo --dashboard",
             )
         return Text.assemble(
             ("No orders yet in this store.\n", "bold"),
             "Submit or import some, and start the engine:\n"
-            "  realorders submit --customer c-1 --item SKU:2\n"
-            "  realorders import orders.ndjson\n"
-            "  realorders run",
+            f"  realorders --db {rel} submit --customer c-1 --item SKU=2\n"
+            f"  realorders --db {rel} import orders.ndjson\n"
+            f"  realorders --db {rel} run",
         )
 
     # -- actions ----------------------------------------------------------------
@@ -321,7 +255,7 @@ class DashboardApp(App[None]):
     @on(Input.Submitted, "#filter")
     def _apply_filter(self, event: Input.Submitted) -> None:
         try:
-            self.view_filter = ViewFilter.parse(event.value)
+            self.store.filter = ViewFilter.parse(event.value)
         except ValueError as exc:
             self.notify(f"filter: {exc}", severity="error")
             return
@@ -331,13 +265,17 @@ class DashboardApp(App[None]):
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        if not box.display and not self.view_filter.describe():
+            return  # nothing to clear: Esc must not pull the user off another tab
         box.value = ""
         box.display = False
-        self.view_filter = ViewFilter()
+        self.store.filter = ViewFilter()
         self.query_one("#orders-table", LiveTable).focus()
         self.refresh_now()
 
     def action_sort(self, reverse: bool = False) -> None:
+        if self.query_one(TabbedContent).active != "orders":
+            self.action_show_tab("orders")  # sorting applies to the orders table
         if reverse:
             self.sort_reverse = not self.sort_reverse
         else:
@@ -360,7 +298,7 @@ class DashboardApp(App[None]):
             self._show_orders(self.frame)
 
     def action_toggle_pause(self) -> None:
-        self.paused = not self.paused
+        self.store.paused = not self.store.paused
         if self.frame is not None:
             self.query_one(KpiBar).show(self.frame, self.paused)
         if not self.paused:
@@ -383,10 +321,14 @@ class DashboardApp(App[None]):
         screen = OrderDetailScreen(order_id)
 
         def fetch() -> None:
-            self.submit_job(
+            if self.paused and screen.view is not None:
+                return  # paused means paused, here too
+            self.store.submit(
                 lambda source: source.client().get(order_id),
                 lambda view: self._show_detail(screen, view),
                 f"order {order_id}",
+                failed=lambda message: self._show_detail_error(screen, message),
+                wake=False,  # a lookup changes nothing: no extra frame
             )
 
         def closed(result: str | None) -> None:
@@ -406,17 +348,31 @@ class DashboardApp(App[None]):
         else:  # the lookup beat the screen's compose: show it once composed
             screen.call_later(self._show_detail, screen, view)
 
+    def _show_detail_error(self, screen: OrderDetailScreen, message: str) -> None:
+        if screen in self.screen_stack and screen.is_mounted:
+            screen.show_error(message)
+
     def action_cancel_order(self) -> None:
         order_id = self._selected_order()
         if order_id is None:
             self.notify("select an order first (Orders or Stuck tab)", severity="warning")
             return
+        status = self._shown_status(order_id)
+        if status is not None and status not in CANCELLABLE:
+            self.notify(f"{order_id} is {status.value}: it can no longer be cancelled")
+            return
         self._confirm_cancel(order_id)
+
+    def _shown_status(self, order_id: str) -> Status | None:
+        if self.frame is None:
+            return None
+        rows = [*self.frame.orders, *(s.row for s in self.frame.stuck)]
+        return next((row.status for row in rows if row.id == order_id), None)
 
     def _confirm_cancel(self, order_id: str) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                self.submit_job(
+                self.store.submit(
                     lambda source: source.client().cancel(order_id, "cancelled from the dashboard"),
                     lambda _position: self.notify(f"cancellation of {order_id} queued"),
                     f"cancel {order_id}",
@@ -436,7 +392,7 @@ class DashboardApp(App[None]):
 
         def answered(units: int | None) -> None:
             if units:
-                self.submit_job(
+                self.store.submit(
                     lambda source: source.client().restock(product_id, units),
                     lambda _position: self.notify(f"restock of {product_id} +{units} queued"),
                     f"restock {product_id}",
@@ -456,6 +412,10 @@ class DashboardApp(App[None]):
             "Clear filter", "Show the newest orders again (esc)", self.action_clear_filter
         )
         yield SystemCommand("Sort orders", "By the next column (s)", self.action_sort)
+        yield SystemCommand(
+            "Reverse sort", "Flip the orders' order (S)", lambda: self.action_sort(True)
+        )
+        yield SystemCommand("Keys", "Every key of the dashboard (?)", self.action_help)
         yield SystemCommand(
             "Orders", "The live orders table (1)", lambda: self.action_show_tab("orders")
         )

@@ -57,6 +57,8 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class EngineState(StrEnum):
+    """What the header says first: it explains every other figure (or their stillness)."""
+
     RUNNING = "running"  # an engine holds the store and has work
     IDLE = "idle"  # an engine holds the store, nothing to do
     STOPPED = "not running"  # commands wait, nobody processes them
@@ -123,6 +125,8 @@ class OrderRow:
 
 @dataclass(frozen=True, slots=True)
 class StuckOrder:
+    """An open order past its state's limit; the limit is shown beside its age."""
+
     row: OrderRow
     threshold: float
 
@@ -146,6 +150,7 @@ class Frame:
     orders: tuple[OrderRow, ...] = ()
     levels: tuple[StockLevel, ...] = ()
     stuck: tuple[StuckOrder, ...] = ()
+    stuck_more: bool = False  # more stuck orders than the window shows
     head: int = 0  # cursor of the newest event this frame includes
     newest_event_at: float | None = None
 
@@ -155,7 +160,12 @@ class Frame:
 
     @property
     def empty(self) -> bool:
-        return self.problem is None and not any(self.counts.values()) and not self.orders
+        return (
+            self.problem is None
+            and not any(self.counts.values())
+            and not self.orders
+            and not self.backlog
+        )
 
 
 def parse_duration(text: str) -> float:
@@ -213,6 +223,7 @@ class Feed:
         self.filter = ViewFilter()
         self._clock = clock
         self._client: Client | None = None
+        self._identity: int | None = None  # inode of the open file
         self._cursor = 0
         self._terminal: dict[str, int] | None = None
         self._finished = 0  # terminal events seen since the feed started
@@ -229,13 +240,20 @@ class Feed:
 
     def client(self) -> Client:
         """The open store, for actions (cancel, restock) taken from the dashboard."""
+        try:
+            identity = self.db.stat().st_ino
+        except OSError:
+            raise RealordersError(f"no database at {self.db} yet") from None
+        if self._client is not None and identity != self._identity:
+            self.close()  # the file was replaced (a new demo, a restore): start over
+            self._terminal = None
         if self._client is None:
-            if not self.db.exists():
-                raise RealordersError(f"no database at {self.db} yet")
             self._client = Client(self.db, create=False)
+            self._identity = identity
         return self._client
 
     def poll(self) -> Frame:
+        """One frame; a store that cannot be read gives an 'unreachable' frame, not an error."""
         now = self._clock()
         try:
             client = self.client()
@@ -249,14 +267,14 @@ class Feed:
 
     def _gather(self, client: Client, now: float) -> Frame:
         backend = client.backend
-        info = client.engine_info()
         running = client.engine_running()
         with client.snapshot():
+            info = client.engine_info()
             self._advance(client)
             counts = backend.orders.open_counts() | dict(self._terminal or {})
             orders = self._orders(client)
             levels = tuple(backend.orders.levels())
-            stuck = self._stuck(client, now)
+            stuck, stuck_more = self._stuck(client, now)
             newest = backend.events.tail(self._cursor - 1, 1) if self._cursor else []
         self._rates.append((now, self._cursor, self._finished))
         while len(self._rates) > 2 and now - self._rates[1][0] >= _RATE_WINDOW:
@@ -292,6 +310,7 @@ class Feed:
             orders=orders,
             levels=levels,
             stuck=stuck,
+            stuck_more=stuck_more,
             head=self._cursor,
             newest_event_at=newest[0][1].at if newest else None,
         )
@@ -307,6 +326,7 @@ class Feed:
             if before is not None:
                 self._finished += max(0, sum(self._terminal.values()) - before)
             self._cursor = head
+            self._rates.clear()  # a jump in the cursor is not a rate
             return
         finished: list[str] = []
         while self._cursor < head:
@@ -366,11 +386,23 @@ class Feed:
         rows = sorted(found.values(), key=lambda r: r.arrival, reverse=True)
         return tuple(rows[:limit])
 
-    def _stuck(self, client: Client, now: float) -> tuple[StuckOrder, ...]:
+    def _stuck(self, client: Client, now: float) -> tuple[tuple[StuckOrder, ...], bool]:
+        """Longest waiting first, and whether there are more than the window holds."""
+        limit = self.window + 1
         stuck = [
             StuckOrder(_row(state), threshold)
             for status, threshold in self.stuck_after.items()
-            for state in client.backend.orders.stale(status, now - threshold, self.window)
+            for state in client.backend.orders.stale(status, now - threshold, limit)
         ]
+        # submissions no engine has reached are pending too, the longest of all
+        waited = self.stuck_after.get(Status.PENDING)
+        if waited is not None:
+            for order, position, at in client.queued(limit, oldest_first=True):
+                if at >= now - waited:
+                    break
+                row = OrderRow(
+                    order.id, order.customer_id, Status.PENDING, at, None, position, queued=True
+                )
+                stuck.append(StuckOrder(row, waited))
         stuck.sort(key=lambda s: s.row.since)
-        return tuple(stuck[: self.window])
+        return tuple(stuck[: self.window]), len(stuck) > self.window

@@ -10,9 +10,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from realorders.cli.output import clock, status_text
 from realorders.client import OrderView
 from realorders.domain import CANCELLABLE, TERMINAL, Status
+from realorders.style import clock, status_text
 
 from .widgets import age
 
@@ -124,6 +124,8 @@ class OrderDetailScreen(ModalScreen[str | None]):
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    """Yes/no before an action that cannot be undone (a cancellation)."""
+
     BINDINGS = [  # noqa: RUF012
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
@@ -174,6 +176,8 @@ class QuantityScreen(ModalScreen[int | None]):
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys, and the stuck limits in force (they are per run: --stuck-after)."""
+
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]  # noqa: RUF012
 
     def __init__(self, stuck_after: dict[Status, float]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
-from realorders.cli.output import STATUS_STYLE, status_text
 from realorders.domain import Status
 from realorders.engine.ports import StockLevel
+from realorders.style import STATUS_STYLE, status_text
 
 from .feed import EngineState, Frame, OrderRow, StuckOrder
 
@@ -56,6 +57,10 @@ def _latency(value: float | None) -> str:
 
 def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
+
+
+def stuck_count(frame: Frame) -> str:
+    return f"{len(frame.stuck)}{'+' if frame.stuck_more else ''}"
 
 
 def low_stock(levels: Sequence[StockLevel]) -> int:
@@ -106,7 +111,7 @@ class KpiBar(Static):
                 Text(f"{frame.orders_per_second:,.1f} orders/s"),
                 Text(f"{frame.events_per_second:,.0f} events/s"),
                 Text(f"p50 {_latency(frame.latency_p50)} p95 {_latency(frame.latency_p95)}"),
-                Text(f"stuck {len(frame.stuck)}", style="bold yellow" if frame.stuck else ""),
+                Text(f"stuck {stuck_count(frame)}", style="bold yellow" if frame.stuck else ""),
                 Text(f"low stock {low}", style="bold yellow" if low else ""),
             ]
         )
@@ -121,7 +126,7 @@ class KpiBar(Static):
 class FlowPanel(Vertical):
     """Counts along the lifecycle, and finished orders per second over the last minutes."""
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(id="flow-counts")
         yield Sparkline([], id="flow-spark")
 
@@ -189,7 +194,10 @@ class LiveTable(DataTable[str | Text]):
 
     Rebuilding a few hundred rows every tick is what makes a terminal table
     flicker and fall behind; here only changed cells are touched, rows come
-    and go individually, and the cursor stays on the same key.
+    and go individually (or the table is refilled when most rows turned over),
+    and the cursor stays on the same key unless it sits on the top row, which
+    follows the newest. The first column must hold the row key: rows are
+    reordered by it.
     """
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs: object) -> None:

@@ -182,3 +182,6 @@ def test_queued_lists_unprocessed_submissions_newest_first(backend: Any) -> None
     assert [o.id for o, _, _ in backend.commands.queued(1, 10)] == ["o3", "o2"]
     assert [o.id for o, _, _ in backend.commands.queued(0, 1)] == ["o3"]
     assert [o.id for o, _, _ in backend.commands.queued(0, 10, "ada")] == ["o3", "o1"]
+    oldest = backend.commands.queued(0, 2, oldest_first=True)
+    assert [o.id for o, _, _ in oldest] == ["o1", "o2"]
+    assert [o.id for o, _, _ in backend.commands.queued(1, 10, "ada", oldest_first=True)] == ["o3"]

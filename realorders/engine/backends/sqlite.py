@@ -122,15 +122,20 @@ class SqliteCommandLog:
         return None if row is None else (Order.from_dict(orjson.loads(row[0])), row[1])
 
     def queued(
-        self, after: int, limit: int, customer_id: str | None = None
+        self,
+        after: int,
+        limit: int,
+        customer_id: str | None = None,
+        *,
+        oldest_first: bool = False,
     ) -> list[tuple[Order, int, float]]:
-        """Submissions the engine has not processed yet, newest first."""
+        """Submissions the engine has not processed yet, newest (or oldest) first."""
         sql = "SELECT position, body, at FROM commands WHERE kind = 'submit' AND position > ?"
         args: list[Any] = [after]
         if customer_id is not None:
             sql += " AND json_extract(CAST(body AS TEXT), '$.customer_id') = ?"
             args.append(customer_id)
-        sql += " ORDER BY position DESC LIMIT ?"
+        sql += f" ORDER BY position {'ASC' if oldest_first else 'DESC'} LIMIT ?"
         args.append(limit)
         return [
             (Order.from_dict(orjson.loads(body)), position, at)
