@@ -28,6 +28,8 @@ from realorders.errors import InputError
 
 __all__ = ["MAX_STOCK", "ProductRow", "read_inventory"]
 
+#: one limit for files, the API and the CLI: far beyond any shelf, and sums of it
+#: stay exact in SQLite's 64-bit integers
 MAX_STOCK = 1_000_000_000
 _PRICE = re.compile(r"[0-9]{1,15}(\.[0-9]*)?|\.[0-9]+")
 _DIGITS = re.compile(r"[0-9]{1,10}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from realorders.catalogue_file import ProductRow, read_inventory
+from realorders.catalogue_file import MAX_STOCK, ProductRow, read_inventory
 from realorders.check import CheckReport, check
 from realorders.domain import CANCELLABLE, TERMINAL, Event, LineItem, Order, OrderState, Status
 from realorders.engine import Delays, Engine, EngineStats
@@ -53,8 +53,6 @@ __all__ = ["BACKENDS", "Client", "OrderView", "order_dict", "queued_order_dict"]
 
 BACKENDS = ("sqlite",)
 _SETTLED = TERMINAL | {Status.BACKORDERED}
-#: far beyond any shelf, and well inside SQLite's 64-bit integers (sums stay exact)
-MAX_STOCK = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +179,8 @@ class Client:
     def add_product(self, product_id: str, name: str, price: float, stock: int = 0) -> None:
         if price < 0 or stock < 0:
             raise InputError("price and stock cannot be negative")
+        if stock > MAX_STOCK:
+            raise InputError(f"stock must be at most {MAX_STOCK:,}, got {stock}")
         if not self.backend.catalogue.add(product_id, name, price, stock):
             # back after a removal: its old stock row may be cached by a running engine
             self.backend.commands.append(

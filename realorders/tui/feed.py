@@ -325,8 +325,9 @@ class Feed:
             self._terminal = {s.value: counts[s.value] for s in TERMINAL}
             if before is not None:
                 self._finished += max(0, sum(self._terminal.values()) - before)
+            if before is None or head < self._cursor:
+                self._rates.clear()  # another store (or a replaced file): no rate across it
             self._cursor = head
-            self._rates.clear()  # a jump in the cursor is not a rate
             return
         finished: list[str] = []
         while self._cursor < head:

@@ -88,6 +88,7 @@ class OrderDetailScreen(ModalScreen[str | None]):
     BINDINGS = [  # noqa: RUF012
         Binding("escape,q", "close", "Close"),
         Binding("c", "cancel_order", "Cancel order"),
+        Binding("p", "app.toggle_pause", "Pause"),
     ]
 
     def __init__(self, order_id: str) -> None:
@@ -100,7 +101,9 @@ class OrderDetailScreen(ModalScreen[str | None]):
             yield Static(Text(f"loading {self.order_id}…"), id="detail-title")
             with VerticalScroll():
                 yield Static(id="detail-body")
-            yield Static(Text("c cancel order   esc close", style="dim"), id="detail-keys")
+            yield Static(
+                Text("c cancel order   p pause   esc close", style="dim"), id="detail-keys"
+            )
 
     def show(self, view: OrderView, now: float) -> None:
         self.view = view

@@ -8,6 +8,9 @@ from contextlib import closing
 
 import pytest
 
+from realorders import Client
+from realorders.errors import InputError
+
 from .conftest import fails, stop
 
 
@@ -150,3 +153,32 @@ def test_interrupting_watch_exits_130(shop, background):
     assert stopped.returncode == 130, stopped.stderr
     assert "Traceback" not in stopped.stderr
     assert stopped.stderr.strip() in ("", "interrupted")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("inventory", "restock", "KB-01", "10000000000000"),
+            "error: restock quantity must be from 1 to 1,000,000,000, got 10000000000000",
+        ),
+        (
+            ("inventory", "set", "KB-01", "10000000000000"),
+            "error: stock must be from 0 to 1,000,000,000, got 10000000000000",
+        ),
+        (
+            ("products", "add", "ZZ-9", "--name", "n", "--price", "1", "--stock", "10" * 11),
+            f"error: stock must be at most 1,000,000,000, got {'10' * 11}",
+        ),
+    ],
+    ids=["restock", "set", "add"],
+)
+def test_stock_beyond_the_limit_is_refused(shop, args, message):
+    assert InputError.exit_code == 1  # bad input, not a usage error (exit 2)
+    result = fails(shop, *args, code=InputError.exit_code)
+    assert result.stderr.strip() == message
+    assert result.stdout == ""
+    with Client(shop.db, create=False) as client:  # nothing was queued, nothing changed
+        assert client.engine_info().backlog == 0
+        (level,) = [lv for lv in client.levels() if lv.product_id == "KB-01"]
+        assert level.on_hand == 40

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shlex
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,17 +23,26 @@ from typing import Any
 
 from rich.console import Console
 from rich.text import Text
+from textual.command import Command, CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, Static, TabbedContent
 
 from realorders import Client, LineItem
 from realorders.domain import Status
+from realorders.engine.ports import StockLevel
 from realorders.tui.app import DashboardApp
-from realorders.tui.feed import DEFAULT_STUCK_AFTER, EngineState, Feed, OrderRow, ViewFilter
+from realorders.tui.feed import (
+    DEFAULT_STUCK_AFTER,
+    EngineState,
+    Feed,
+    Frame,
+    OrderRow,
+    ViewFilter,
+)
 from realorders.tui.screens import ConfirmScreen, HelpScreen, OrderDetailScreen, QuantityScreen
-from realorders.tui.widgets import KpiBar, LiveTable
+from realorders.tui.widgets import FlowPanel, KpiBar, LiveTable
 
-from .conftest import SOLD_OUT, EngineProcess
+from .conftest import INVENTORY, SOLD_OUT, EngineProcess
 
 S = Status
 #: states an order can have reached after the given one (fulfilment keeps moving)
@@ -603,5 +614,342 @@ def test_help_and_theme(shop_db: Path) -> None:
             await pilot.press("t")
             assert app.theme not in seen
             seen.append(app.theme)
+
+    drive(app, scenario)
+
+
+# -- failing actions ----------------------------------------------------------------------
+
+
+class LockedSource:
+    """Fresh frames of one order and one product; every store action fails like SQLite can.
+
+    A real store cannot be made to fail on cue, so this stands in for one whose
+    file stays locked: ``client()`` raises an error that is not a RealordersError.
+    """
+
+    ORDER = "ORD-1"
+
+    def __init__(self) -> None:
+        self.filter = ViewFilter()
+        self.polls = 0
+
+    def poll(self) -> Frame:
+        self.polls += 1
+        now = time.time()
+        return Frame(
+            taken_at=now,
+            store="/srv/locked.db",
+            engine=EngineState.IDLE,
+            counts={"reserved": 1},
+            orders=(OrderRow(self.ORDER, "ada", S.RESERVED, now - 5.0, 89.0, 1),),
+            levels=(StockLevel("KB-01", "Keyboard", 89.0, 10, 1),),
+            head=self.polls,
+        )
+
+    def client(self) -> Client:
+        raise sqlite3.OperationalError("database is locked")
+
+    def close(self) -> None:
+        pass
+
+
+def test_actions_failing_with_any_error_leave_the_dashboard_running() -> None:
+    source = LockedSource()
+    app = DashboardApp(lambda: source, refresh=0.1)
+    app.animation_level = "none"
+
+    def errors() -> list[str]:
+        return [note.message for note in app._notifications if note.severity == "error"]
+
+    async def keeps_showing_frames(pilot: Pilot[None]) -> None:
+        assert app.frame is not None
+        seen = app.frame.head
+        await until(pilot, lambda: app.frame is not None and app.frame.head > seen + 2, "frames")
+        assert app.is_running
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: shown(app) == [LockedSource.ORDER], "the order")
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        message = f"cancel {LockedSource.ORDER}: database is locked"
+        await until(pilot, lambda: message in errors(), "the cancellation's error")
+        assert len(app.screen_stack) == 1
+        await keeps_showing_frames(pilot)
+
+        await pilot.press("3")
+        await until(pilot, lambda: shown(app, "inventory") == ["KB-01"], "the product")
+        await pilot.press("r", "5", "enter")
+        await until(pilot, lambda: "restock KB-01: database is locked" in errors(), "its error")
+        assert len(app.screen_stack) == 1
+        await keeps_showing_frames(pilot)
+
+        # a lookup that fails shows its error in the detail, which stays open
+        await pilot.press("1", "enter")
+        screen = app.screen
+        assert isinstance(screen, OrderDetailScreen)
+        body = screen.query_one("#detail-body", Static)
+        await until(
+            pilot,
+            lambda: f"order {LockedSource.ORDER}: database is locked" in text_of(body),
+            "the lookup's error in the detail",
+        )
+        await keeps_showing_frames(pilot)
+        assert app.screen is screen
+        await pilot.press("escape")
+        assert len(app.screen_stack) == 1
+        await keeps_showing_frames(pilot)
+        assert shown(app) == [LockedSource.ORDER]
+
+    drive(app, scenario)
+
+
+# -- pause and the order detail --------------------------------------------------------
+
+
+def test_pause_holds_while_an_order_detail_is_open(shop_db: Path, engine: EngineProcess) -> None:
+    app = dashboard(shop_db)
+
+    async def frozen_for(pilot: Pilot[None], seconds: float) -> None:
+        frame = app.frame
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert app.frame is frame, "a frame arrived while paused"
+            await pilot.pause(0.1)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        first = submit(shop_db, "ada")
+        await wait_statuses(pilot, app, {first: ("reserved", "packed")})
+        await pilot.press("p")
+        assert app.paused
+        await pilot.pause(0.3)  # a frame gathered just before the pause may still land
+        frozen = app.frame
+        second = submit(shop_db, "bob")
+        await until(pilot, lambda: db_status(shop_db, second) is not None, "the engine to take it")
+
+        # opening a detail while paused looks the order up, and that brings no frame
+        await select(pilot, app, first)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, OrderDetailScreen)
+        await until(pilot, lambda: screen.view is not None, "the order to load")
+        await frozen_for(pilot, 1.0)
+        assert app.frame is frozen
+        assert second not in shown(app)
+
+        # resuming and pausing with the detail open (the app's "p" binding does not
+        # reach past a modal screen: Textual stops the binding chain at it)
+        app.action_toggle_pause()
+        assert not app.paused
+        assert app.screen is screen
+        await until(pilot, lambda: second in shown(app), "the new order behind the detail")
+        app.action_toggle_pause()
+        assert app.paused
+        assert "PAUSED" in kpi(app)
+        await pilot.pause(0.3)
+        frozen = app.frame
+        third = submit(shop_db, "cy")
+        await until(pilot, lambda: db_status(shop_db, third) is not None, "the engine to take it")
+        await frozen_for(pilot, 1.0)
+        assert third not in shown(app)
+
+        await pilot.press("escape")
+        assert len(app.screen_stack) == 1
+        await frozen_for(pilot, 0.3)
+        assert app.frame is frozen
+        assert "PAUSED" in kpi(app)
+        await pilot.press("p")
+        await until(pilot, lambda: third in shown(app), "the new order after resuming")
+        assert shown(app) == [third, second, first]
+
+    drive(app, scenario)
+
+
+# -- the stuck tab ---------------------------------------------------------------------
+
+
+def test_stuck_tab_opens_and_cancels_a_stuck_order(shop_db: Path, engine: EngineProcess) -> None:
+    thresholds = {**DEFAULT_STUCK_AFTER, S.BACKORDERED: 0.1}
+    app = dashboard(shop_db, thresholds)
+    tabs = app.query_one
+
+    def active() -> str:
+        return tabs(TabbedContent).active
+
+    def stuck_label() -> str:
+        return str(tabs(TabbedContent).get_tab("stuck").label)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        moving = submit(shop_db, "ada")
+        late = submit(shop_db, "cy", (SOLD_OUT, 1))
+        await until(pilot, lambda: shown(app, "stuck") == [late], "the backorder to be stuck")
+        assert cell(app, late, "status", "stuck") == "backordered"
+        assert cell(app, late, "customer", "stuck") == "cy"
+        assert moving in shown(app)
+        assert stuck_label() == "Stuck (1)"
+
+        await pilot.press("2")
+        assert active() == "stuck"
+        assert table(app, "stuck").has_focus
+        await select(pilot, app, late, "stuck")
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, OrderDetailScreen)
+        assert screen.order_id == late
+        await until(pilot, lambda: screen.view is not None, "the order to load")
+        body = text_of(screen.query_one("#detail-body", Static))
+        assert "customer cy" in body
+        assert "backordered" in body
+        await pilot.press("escape")
+        assert len(app.screen_stack) == 1
+        assert active() == "stuck"
+
+        await pilot.press("c")
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert confirm.question == f"Cancel order {late}?"
+        await pilot.press("y")
+        await until(pilot, lambda: db_status(shop_db, late) is S.CANCELLED, "the cancellation")
+        await until(pilot, lambda: shown(app, "stuck") == [], "the order to leave the stuck tab")
+        assert stuck_label() == "Stuck (0)"
+        assert status_of(app, late) == "cancelled"
+        assert db_status(shop_db, moving) is not S.CANCELLED
+        assert active() == "stuck"
+
+        await pilot.press("escape")  # no filter to clear: Esc stays on this tab
+        await pilot.pause(0.3)
+        assert active() == "stuck"
+        assert table(app, "stuck").has_focus
+
+    drive(app, scenario)
+
+
+# -- command palette and header clicks -------------------------------------------------
+
+
+def test_command_palette_pauses(shop_db: Path) -> None:
+    app = dashboard(shop_db)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: app.frame is not None, "a first frame")
+        await pilot.press("ctrl+p")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, CommandPalette) and isinstance(app.focused, Input),
+            "the command palette",
+        )
+        palette = app.screen
+        await pilot.press(*"Pause")
+        results = palette.query_one(CommandList)
+
+        def offered() -> bool:
+            option = results.highlighted_option
+            return isinstance(option, Command) and option.hit.text == "Pause / resume"
+
+        await until(pilot, offered, "the Pause command to be offered first")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.paused, "the app to pause")
+        assert len(app.screen_stack) == 1
+        assert "PAUSED" in kpi(app)
+
+    drive(app, scenario)
+
+
+def test_clicking_a_column_header_sorts_by_it(shop_db: Path) -> None:
+    ids = {name: submit(shop_db, name) for name in ("mia", "ada", "zoe", "bob")}  # queued
+    app = dashboard(shop_db)
+
+    def header_x(key: str) -> int:
+        """A cell of the column's header, counted from the table's left edge."""
+        widget = table(app)
+        x = 0
+        for column in widget.ordered_columns:
+            if column.key.value == key:
+                return x + 1
+            x += column.get_render_width(widget)
+        raise AssertionError(f"no column {key!r}")
+
+    def customers() -> list[str]:
+        return [cell(app, oid, "customer") for oid in shown(app)]
+
+    async def click_header(pilot: Pilot[None], key: str) -> None:
+        """Click the column's header once the layout holds still (the first frames resize it)."""
+        widget = table(app)
+        deadline = time.monotonic() + TIMEOUT
+        before = None
+        while before != (widget.region, header_x(key)):
+            assert time.monotonic() < deadline, "the layout never settled"
+            before = (widget.region, header_x(key))
+            await pilot.pause(0.2)
+        x, y = widget.region.x + header_x(key), widget.region.y
+        assert app.get_widget_at(x, y)[0] is widget
+        assert await pilot.click(widget, offset=(header_x(key), 0))
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: len(shown(app)) == 4, "the orders")
+        assert shown(app) == list(ids.values())[::-1]
+        await click_header(pilot, "customer")
+        await until(pilot, lambda: app.sort_by == "customer", "the sort by customer")
+        assert not app.sort_reverse
+        assert customers() == ["ada", "bob", "mia", "zoe"]
+
+        await click_header(pilot, "customer")
+        await until(pilot, lambda: app.sort_reverse, "the reversed sort")
+        assert app.sort_by == "customer"
+        assert customers() == ["zoe", "mia", "bob", "ada"]
+
+        await click_header(pilot, "id")
+        await until(pilot, lambda: app.sort_by == "id", "the sort by id")
+        assert not app.sort_reverse
+        assert shown(app) == sorted(ids.values())
+        await pilot.pause(0.3)  # and it holds across refreshes
+        assert shown(app) == sorted(ids.values())
+
+    drive(app, scenario)
+
+
+# -- a store that does not exist yet ---------------------------------------------------
+
+
+def test_a_database_created_while_the_dashboard_runs(tmp_path: Path) -> None:
+    db = tmp_path / "later.db"
+    app = dashboard(db)
+    rel = shlex.quote(str(db))
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        empty = app.query_one("#empty", Static)
+        await until(pilot, lambda: app.frame is not None and empty.display, "the empty state")
+        text = text_of(empty)
+        assert f"no database at {db} yet" in text
+        assert "create it with `realorders init`" in text
+        assert f"realorders --db {rel} init --inventory inventory.csv" in text
+        assert f"realorders --db {rel} run" in text
+        assert "store unreachable" in kpi(app)
+        assert not app.query_one(FlowPanel).display
+        assert shown(app) == []
+        await pilot.pause(0.3)
+        assert not db.exists()  # looking creates nothing
+
+        with Client(db) as client:
+            client.init(inventory=INVENTORY)
+        await until(
+            pilot, lambda: "No orders yet in this store." in text_of(empty), "the new empty store"
+        )
+        assert empty.display
+        text = text_of(empty)
+        assert "no database at" not in text
+        assert f"realorders --db {rel} submit --customer c-1 --item SKU=2" in text
+        assert app.query_one(FlowPanel).display
+        assert "engine not running" in kpi(app)
+        with Client(db, create=False) as client:
+            products = [level.product_id for level in client.levels()]
+        await until(pilot, lambda: shown(app, "inventory") == products, "the inventory")
+
+        order = submit(db, "ada")
+        await until(pilot, lambda: shown(app) == [order], "the order")
+        assert not empty.display
+        assert status_of(app, order) == "pending (queued)"
+        assert "backlog 1" in kpi(app)
 
     drive(app, scenario)

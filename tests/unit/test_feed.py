@@ -15,6 +15,8 @@ import pytest
 
 from realorders import Client, LineItem
 from realorders.domain import Status
+from realorders.engine.backends.sqlite_read import SqliteReadModel
+from realorders.tui import feed as feed_module
 from realorders.tui.feed import (
     DEFAULT_STUCK_AFTER,
     EngineState,
@@ -23,6 +25,7 @@ from realorders.tui.feed import (
     parse_duration,
     parse_stuck_after,
 )
+from realorders.tui.widgets import stuck_count
 
 S = Status
 
@@ -373,5 +376,210 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
         assert frame.problem is not None
         assert "not a realorders database" in frame.problem
         assert "realorders init" not in frame.problem  # the file exists
+    finally:
+        feed.close()
+
+
+# -- recounts ---------------------------------------------------------------------------
+
+
+def test_counts_stay_exact_when_the_tail_is_too_long_to_read(
+    feed: Feed, shop: Client, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More events than ``_MAX_TAIL`` between two polls: the feed recounts, and stays exact."""
+    monkeypatch.setattr(feed_module, "_MAX_TAIL", 5)
+    recounts = []
+    counts = SqliteReadModel.counts
+
+    def counting(self: SqliteReadModel) -> dict[str, int]:
+        recounts.append(1)
+        return counts(self)
+
+    monkeypatch.setattr(SqliteReadModel, "counts", counting)
+    for n in range(3):  # finished before the feed started: not "finished per second"
+        submit(shop, f"old{n}")
+    process(shop)
+
+    frames = [feed.poll()]
+    assert frames[0].counts == shop.backend.orders.counts()
+    assert frames[0].counts["delivered"] == 3
+    waiting = []
+    for round_ in range(3):
+        before = shop.backend.events.head()
+        for n in range(4):
+            submit(shop, f"c{round_}-{n}")
+        waiting.append(submit(shop, f"w{round_}", "OUT-1"))  # backordered
+        submit(shop, f"r{round_}", "NO-SUCH-SKU")  # rejected
+        process(shop)
+        assert shop.backend.events.head() - before > 5  # the tail is too long: a recount
+        clock.offset += 1.0  # a new whole second: the throughput history takes a point
+        recounted = len(recounts)
+        frames.append(feed.poll())
+        assert len(recounts) > recounted, round_
+        assert frames[-1].counts == shop.backend.orders.counts(), round_
+        assert frames[-1].head == shop.backend.events.head()
+
+        # a short tail is still read event by event, and agrees with the recount
+        shop.cancel(waiting.pop(0), "changed my mind")  # one event: backordered -> cancelled
+        process(shop)
+        recounted = len(recounts)
+        frames.append(feed.poll())
+        assert len(recounts) == recounted, round_
+        assert frames[-1].counts == shop.backend.orders.counts(), round_
+
+    counts_now = shop.backend.orders.counts()
+    assert counts_now["delivered"] == 3 + 12
+    assert counts_now["rejected"] == 3
+    assert counts_now["cancelled"] == 3
+    for frame in frames:
+        assert frame.orders_per_second >= 0.0
+        assert frame.events_per_second >= 0.0
+        assert min(frame.throughput) >= 0.0
+    # every order finished after the first poll is in the throughput history, once
+    clock.offset += 1.0  # (the last cancellation's second has to end first)
+    frames.append(feed.poll())
+    assert sum(frames[-1].throughput) == pytest.approx(12 + 3 + 3)
+    assert frames[-1].counts == counts_now
+
+
+def replace_store(db: Path, orders: list[tuple[str, str]]) -> tuple[list[str], dict[str, int]]:
+    """Delete the store's files and build another one at the same path; its ids and counts."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with Client(db) as client:
+        client.add_product("MS-02", "Mouse", 24.5, 10)
+        ids = [submit(client, customer, product) for customer, product in orders]
+        process(client)
+        return ids, client.backend.orders.counts()
+
+
+def test_a_store_replaced_at_the_same_path_is_read_afresh(
+    db: Path, shop: Client, clock: Clock
+) -> None:
+    """A new demo or a restore replaces the file: the feed follows the new one (its inode).
+
+    The feed keeps the old file open, so the new one cannot reuse its inode. The
+    first replacement has more events than the old store (reading its tail from the
+    old cursor would count the wrong events), the second fewer.
+    """
+    submit(shop, "old", "KB-01")
+    submit(shop, "stuck", "OUT-1")
+    process(shop)
+    shop.close()  # whoever wrote the old store is gone; the feed still has it open
+    feed = Feed(db, window=100, clock=clock)
+    try:
+        first = feed.poll()
+        assert first.counts["delivered"] == 1
+        assert first.counts["backordered"] == 1
+        stores = [
+            [(f"c{n}", "MS-02") for n in range(8)] + [("x", "NO-SUCH-SKU")],  # more events
+            [("ada", "MS-02"), ("bob", "OUT-1")],  # fewer events
+        ]
+        head = first.head
+        for orders in stores:
+            ids, expected = replace_store(db, orders)
+            with Client(db, create=False) as check:
+                new_head = check.backend.events.head()
+            assert (new_head > head) == (orders is stores[0])
+            for _ in range(2):  # the replacement is picked up, and then stays put
+                clock.offset += 1.0
+                frame = feed.poll()
+                assert frame.problem is None
+                assert frame.counts == expected
+                assert frame.head == new_head
+                assert [row.id for row in frame.orders] == ids[::-1]
+                assert [level.product_id for level in frame.levels] == ["MS-02"]
+                assert frame.orders_per_second >= 0.0
+                assert frame.events_per_second >= 0.0
+                assert min(frame.throughput) >= 0.0
+            head = new_head
+        assert expected["delivered"] == 1
+        assert expected["rejected"] == 1  # "bob" wants a product this store does not have
+
+        # the feed keeps following the new store
+        with Client(db, create=False) as writer:
+            later = submit(writer, "cy", "MS-02")
+        frame = feed.poll()
+        assert frame.orders[0].id == later
+        assert frame.orders[0].queued
+        assert frame.backlog == 1
+    finally:
+        feed.close()
+    with Client(db, create=False) as check:  # closing the old connections harmed nothing
+        assert check.backend.orders.counts() == expected
+        assert check.get(later).queued
+        assert [state.id for state in check.orders()] == ids[::-1]
+
+
+# -- stuck ------------------------------------------------------------------------------
+
+
+def test_queued_submissions_are_stuck_oldest_first(db: Path, shop: Client, clock: Clock) -> None:
+    """No engine: submissions older than the pending limit are the longest-waiting orders."""
+    ids = [submit(shop, f"c{n:02d}") for n in range(12)]
+    feed = Feed(db, window=10, clock=clock)
+    try:
+        frame = feed.poll()
+        assert frame.engine is EngineState.STOPPED
+        assert frame.stuck == ()  # not waited long enough yet
+        assert not frame.stuck_more
+
+        clock.offset = DEFAULT_STUCK_AFTER[S.PENDING] + 1
+        frame = feed.poll()
+        assert [s.row.id for s in frame.stuck] == ids[:10]  # capped at the window
+        assert frame.stuck_more
+        assert stuck_count(frame) == "10+"
+        for stuck in frame.stuck:
+            assert stuck.row.queued
+            assert stuck.row.status is S.PENDING
+            assert stuck.row.total is None
+            assert stuck.threshold == DEFAULT_STUCK_AFTER[S.PENDING]
+        sinces = [s.row.since for s in frame.stuck]
+        assert sinces == sorted(sinces)
+        assert [s.row.customer_id for s in frame.stuck] == [f"c{n:02d}" for n in range(10)]
+        with shop.snapshot():
+            queued = {order.id: at for order, _, at in shop.queued(20)}
+        assert sinces == [queued[oid] for oid in ids[:10]]
+
+        # exactly as many stuck as the window holds: no "more"
+        process(shop)  # the engine takes them all: nothing queued is left
+        clock.offset = 0.0
+        assert feed.poll().stuck == ()
+        late = [submit(shop, f"d{n}") for n in range(10)]
+        frame = feed.poll()  # the new ones have not waited long enough
+        assert frame.stuck == ()
+        clock.offset = DEFAULT_STUCK_AFTER[S.PENDING] + 1
+        frame = feed.poll()
+        assert [s.row.id for s in frame.stuck] == late
+        assert not frame.stuck_more
+        assert stuck_count(frame) == "10"
+    finally:
+        feed.close()
+
+
+def test_stuck_mixes_queued_and_processed_orders_by_time_waited(
+    db: Path, shop: Client, clock: Clock
+) -> None:
+    waiting = [submit(shop, f"w{n}", "OUT-1") for n in range(3)]
+    process(shop)  # backordered first, so they have waited longest
+    queued = [submit(shop, f"q{n:02d}") for n in range(9)]
+    thresholds = parse_stuck_after("backordered=1s")
+    feed = Feed(db, window=10, stuck_after=thresholds, clock=clock)
+    try:
+        clock.offset = 2.0  # past the backorder limit, not the pending one
+        frame = feed.poll()
+        assert [s.row.id for s in frame.stuck] == waiting
+        assert not frame.stuck_more
+        assert all(not s.row.queued and s.threshold == 1.0 for s in frame.stuck)
+
+        clock.offset = thresholds[S.PENDING] + 1
+        frame = feed.poll()
+        assert len(queued) + len(waiting) > feed.window
+        assert [s.row.id for s in frame.stuck] == [*waiting, *queued[:7]]
+        assert frame.stuck_more
+        assert [s.row.queued for s in frame.stuck] == [False] * 3 + [True] * 7
+        assert [s.row.status for s in frame.stuck] == [S.BACKORDERED] * 3 + [S.PENDING] * 7
+        sinces = [s.row.since for s in frame.stuck]
+        assert sinces == sorted(sinces)
     finally:
         feed.close()
