@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from realorders.errors import UsageError
 
 from .app import app, settings
+
+
+def require_terminal() -> None:
+    """Without a terminal Textual would paint escape codes into a pipe forever."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(
+            "the dashboard needs a terminal (stdin and stderr are not one); "
+            "in scripts use `realorders stats --json` or `realorders watch --json`"
+        )
 
 
 @app.command()
@@ -34,4 +45,5 @@ def dashboard(
         thresholds = parse_stuck_after(stuck_after)
     except ValueError as exc:
         raise UsageError(f"--stuck-after: {exc}") from None
+    require_terminal()
     run_dashboard(settings(ctx).db, refresh=refresh, stuck_after=thresholds, window=window)

@@ -67,4 +67,8 @@ def demo(
     """Watch orders flow: a scratch database, the bundled examples and a live view."""
     from .demo import run_demo
 
+    if dashboard:
+        from .dashboard import require_terminal
+
+        require_terminal()
     run_demo(path, speed, dashboard)

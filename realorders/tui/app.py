@@ -210,6 +210,12 @@ class DashboardApp(App[None]):
     def _empty_text(frame: Frame) -> Text:
         """What to run next, spelled for this very store (commands take ``--db``)."""
         rel = shlex.quote(frame.store)
+        if frame.problem is not None and Path(frame.store).exists():
+            return Text.assemble(
+                ("This is not a store the dashboard can read.\n", "bold"),
+                (frame.problem, "yellow"),
+                "\n\nCheck --db / REALORDERS_DB; the dashboard keeps retrying.",
+            )
         if frame.problem is not None:
             return Text.assemble(
                 ("Nothing to show yet.\n", "bold"),

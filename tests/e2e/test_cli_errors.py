@@ -88,6 +88,8 @@ USAGE_OWN = [
     (("dashboard", "--stuck-after", "lost=5m"), "--stuck-after: unknown state 'lost'"),
     (("dashboard", "--stuck-after", "delivered=5m"), "for a non-terminal state"),
     (("dashboard", "--stuck-after", "packed=soon"), "'soon' is not a duration"),
+    (("dashboard",), "the dashboard needs a terminal"),
+    (("demo", "--dashboard"), "the dashboard needs a terminal"),
 ]
 
 # Found by option parsing (typer/click): exit 2 with click's usage text.

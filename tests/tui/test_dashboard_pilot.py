@@ -953,3 +953,21 @@ def test_a_database_created_while_the_dashboard_runs(tmp_path: Path) -> None:
         assert "backlog 1" in kpi(app)
 
     drive(app, scenario)
+
+
+def test_a_file_that_is_not_a_store_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "notes.db"
+    db.write_text("shopping list\n")
+    app = dashboard(db)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        empty = app.query_one("#empty", Static)
+        await until(pilot, lambda: app.frame is not None and empty.display, "the empty state")
+        text = text_of(empty)
+        assert "This is not a store the dashboard can read." in text
+        assert f"{db}: not a realorders database" in text
+        assert "init" not in text  # init would refuse this file: no misleading hint
+        assert "store unreachable" in kpi(app)
+        assert db.read_text() == "shopping list\n"  # untouched
+
+    drive(app, scenario)
