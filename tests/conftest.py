@@ -14,6 +14,9 @@ import pytest
 
 from realorders import Client
 
+# Real Kafka and Redis fixtures (tests/services.py); tests/ is on sys.path, as for `fakes`.
+pytest_plugins = ["services"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 

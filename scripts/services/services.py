@@ -715,9 +715,15 @@ def start_redis(
     *,
     password: str | None = None,
     persistence: bool = False,
+    port: int | None = None,
     timeout: float = 20.0,
 ) -> RedisServer:
-    """Start redis-server on a free 127.0.0.1 port (persistence off unless asked)."""
+    """Start redis-server on a free 127.0.0.1 port (persistence off unless asked).
+
+    ``port`` asks for one port, e.g. to restart a stopped server where its clients
+    reconnect; it must be free. With ``persistence`` and the same ``directory`` the
+    restarted server loads the data the stopped one saved.
+    """
     started = time.monotonic()
     exe = redis_executable()
     version_out = subprocess.run(
@@ -726,8 +732,11 @@ def start_redis(
     version = next(
         (w.split("=", 1)[1] for w in version_out.split() if w.startswith("v=")), "unknown"
     )
+    if port is not None and not port_free(port):
+        raise ServiceError(f"port {port} on 127.0.0.1 is in use: redis-server cannot bind it")
     root = _new_dir(directory, "realorders-redis-")
-    (port,) = free_ports(1)
+    if port is None:
+        (port,) = free_ports(1)
     argv = [
         exe,
         "--port", str(port),
