@@ -16,19 +16,23 @@ with one running engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from realorders.catalogue_file import MAX_STOCK, ProductRow, read_inventory
 from realorders.check import CheckReport, check
+from realorders.config import BACKENDS, Config
 from realorders.domain import CANCELLABLE, TERMINAL, Event, LineItem, Order, OrderState, Status
 from realorders.engine import Delays, Engine, EngineStats
+from realorders.engine.backends.connect import redis_location
 from realorders.engine.backends.sqlite import SqliteBackend
 from realorders.engine.ports import (
     CommandKind,
@@ -51,8 +55,9 @@ from realorders.intake import Format, order_from_obj
 
 __all__ = ["BACKENDS", "Client", "OrderView", "order_dict", "queued_order_dict"]
 
-BACKENDS = ("sqlite",)
 _SETTLED = TERMINAL | {Status.BACKORDERED}
+
+log = logging.getLogger("realorders.engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +129,66 @@ def event_dict(event: Event, cursor: int | None = None) -> dict[str, Any]:
 
 
 class Client:
-    """A handle on one realorders store (today: one SQLite file)."""
+    """A handle on one realorders store: a SQLite file, or Kafka + Redis (``backend="kafka"``).
+
+    ``config`` carries every setting (see :func:`realorders.config.load_config`);
+    ``db`` and ``backend``, when given, override it.
+    """
 
     def __init__(
-        self, db: str | Path = "realorders.db", *, backend: str = "sqlite", create: bool = True
+        self,
+        db: str | Path | None = None,
+        *,
+        backend: str | None = None,
+        create: bool = True,
+        config: Config | None = None,
     ) -> None:
-        if backend not in BACKENDS:
-            raise UsageError(
-                f"unknown backend {backend!r}: this version supports {', '.join(BACKENDS)}"
+        cfg = Config() if config is None else config
+        changes: dict[str, Any] = {}
+        if db is not None:
+            changes["db"] = Path(db)
+        if backend is not None:
+            if backend not in BACKENDS:
+                raise UsageError(
+                    f"unknown backend {backend!r}: this version supports {', '.join(BACKENDS)}"
+                )
+            changes["backend"] = backend
+        if changes:
+            sources = {**cfg.sources, **dict.fromkeys(changes, "argument")}
+            cfg = replace(cfg, **changes, sources=sources)
+        self.config = cfg
+        self.backend = self._open_backend(create=create)
+
+    def _open_backend(self, *, create: bool) -> SqliteBackend:
+        cfg = self.config
+        if cfg.backend == "kafka":
+            from realorders.engine.backends.kafka import KafkaBackend
+
+            # Typed as the SQLite backend: the Client uses the same surface of either.
+            return cast("SqliteBackend", KafkaBackend(cfg, create=create))
+        return SqliteBackend(cfg.db, create=create)
+
+    @property
+    def scales_out(self) -> bool:
+        """Whether several engines may run on this store at once (the distributed mode)."""
+        return self.config.backend == "kafka"
+
+    def where(self) -> str:
+        """The store, as a person would name it in a message."""
+        cfg = self.config
+        if cfg.backend == "kafka":
+            return (
+                f"Kafka {cfg.kafka_bootstrap} (topics {cfg.kafka_topic_prefix}.*) and "
+                f"Redis {redis_location(cfg.redis_url)} (prefix {cfg.redis_prefix})"
             )
-        self.backend = SqliteBackend(db, create=create)
+        return str(cfg.db)
+
+    def init_store(self) -> list[str]:
+        """Create what the distributed store needs (idempotent); one line per step taken."""
+        outcome = self.backend.init_store()  # type: ignore[attr-defined]
+        lines = [f"topic {topic}: {what}" for topic, what in outcome.items()]
+        lines.append(f"store ready on {self.where()}")
+        return lines
 
     def __enter__(self) -> Client:
         return self
@@ -378,17 +433,55 @@ class Client:
         batch_size: int = 2000,
         handle_signals: bool = True,
     ) -> EngineStats:
-        """Run the engine in this thread until stopped (SIGINT/SIGTERM) or idle."""
-        engine = self.engine(delays=delays, batch_size=batch_size)
+        """Run the engine in this thread until stopped (SIGINT/SIGTERM) or idle.
 
-        async def main() -> EngineStats:
+        In the distributed mode a lost broker or Redis pauses the engine: it logs
+        one line, waits (1 s, doubling up to 30 s), reconnects and resumes from
+        what Kafka committed, which is exactly what a restarted process would do.
+        """
+        if not self.scales_out:
+            engine = self.engine(delays=delays, batch_size=batch_size)
+            return asyncio.run(_run_engine(engine, until_idle, handle_signals))
+        return asyncio.run(self._run_resilient(until_idle, delays, batch_size, handle_signals))
+
+    async def _run_resilient(
+        self, until_idle: bool, delays: Delays | None, batch_size: int, handle_signals: bool
+    ) -> EngineStats:
+        from realorders.engine.resilience import outage_reason
+
+        total = EngineStats()
+        stopping = asyncio.Event()
+        backoff = 1.0
+        while True:
+            engine = self.engine(delays=delays, batch_size=batch_size)
             if handle_signals:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, engine.stop)
-            return await engine.run(until_idle=until_idle)
-
-        return asyncio.run(main())
+                    loop.add_signal_handler(sig, _stopper(engine, stopping))
+            try:
+                stats = await engine.run(until_idle=until_idle)
+                _add_stats(total, stats)
+                return total
+            except Exception as exc:
+                reason = outage_reason(exc)
+                if reason is None:
+                    raise
+                _add_stats(total, engine.stats)
+            log.warning("engine paused: %s; retrying in %.0f s", reason, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), backoff)
+            if stopping.is_set():
+                return total
+            backoff = min(30.0, backoff * 2)
+            with contextlib.suppress(Exception):
+                self.backend.close()
+            try:
+                self.backend = self._open_backend(create=False)
+            except Exception as exc:
+                if outage_reason(exc) is None:
+                    raise
+            else:
+                log.info("engine resuming on %s", self.where())
 
     def engine_info(self) -> EngineInfo:
         return self.backend.engine_info()
@@ -403,3 +496,26 @@ class Client:
 
     def check(self) -> CheckReport:
         return check(self.backend)
+
+
+async def _run_engine(engine: Engine, until_idle: bool, handle_signals: bool) -> EngineStats:
+    if handle_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, engine.stop)
+    return await engine.run(until_idle=until_idle)
+
+
+def _add_stats(total: EngineStats, part: EngineStats) -> None:
+    total.batches += part.batches
+    total.commands += part.commands
+    total.events += part.events
+    total.finished += part.finished
+
+
+def _stopper(engine: Engine, stopping: asyncio.Event) -> Callable[[], None]:
+    def stop() -> None:
+        stopping.set()
+        engine.stop()
+
+    return stop

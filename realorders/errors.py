@@ -9,6 +9,7 @@ __all__ = [
     "NotFoundError",
     "RealordersError",
     "RefusedError",
+    "ServiceUnavailableError",
     "UsageError",
 ]
 
@@ -48,6 +49,10 @@ class RefusedError(RealordersError):
 
 class EngineBusyError(RealordersError):
     """Another engine already runs on this database."""
+
+
+class ServiceUnavailableError(RealordersError):
+    """Kafka or Redis cannot be reached or refused the credentials; names the address."""
 
 
 class UsageError(RealordersError):

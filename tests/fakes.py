@@ -252,14 +252,16 @@ class MemoryInventory:
                     level[0] -= qty
                 level[1] -= qty
 
-    def restock(self, product_id: str, quantity: int, at: float) -> None:
+    def restock(self, product_id: str, quantity: int, at: float, *, ref: str | None = None) -> None:
         level = self._level(product_id)
         if level is None:
             return
         level[0] += quantity
         self._ledger.append((product_id, quantity, "restock", at))
 
-    def set_on_hand(self, product_id: str, quantity: int, at: float) -> str | None:
+    def set_on_hand(
+        self, product_id: str, quantity: int, at: float, *, ref: str | None = None
+    ) -> str | None:
         level = self._level(product_id)
         if level is None:
             return f"unknown product {product_id!r}"
@@ -432,6 +434,7 @@ class MemoryBackend:
 
     name = "memory"
     redelivers = False
+    generation = 0  # one engine owns every order
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -446,6 +449,9 @@ class MemoryBackend:
         self.catalogue = MemoryCatalogue(self.store)
         self._claimed = False
         self.commits = 0
+
+    def owns(self, order_id: str) -> bool:
+        return True
 
     def claim_engine(self) -> None:
         store = self.store

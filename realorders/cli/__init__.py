@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import catalogue, dashboard, engine, orders, tracking  # noqa: F401  (registers the commands)
+from . import catalogue, config, dashboard, engine, orders, tracking  # noqa: F401  (registers the commands)
 from .app import app, run_cli
 
 __all__ = ["app", "main"]

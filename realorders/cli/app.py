@@ -7,6 +7,7 @@ Commands live in sibling modules and only translate between the shell and
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from realorders.client import BACKENDS, Client
-from realorders.errors import RealordersError, UsageError
+from realorders.client import Client
+from realorders.config import SETTINGS, Config, load_config
+from realorders.errors import RealordersError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 failed operation, rejected rows or failed check; "
@@ -42,12 +44,30 @@ err = Console(stderr=True, soft_wrap=True)  # messages, progress: stderr
 
 @dataclass(slots=True)
 class Settings:
-    db: Path
-    backend: str
+    """The global options. The Config they select is loaded on first use, so that a
+    bad setting fails the command that needs it and ``COMMAND --help`` still works."""
+
+    flags: dict[str, object | None]
+    config_path: Path | None
     debug: bool
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.flags, os.environ, self.config_path)
+        return self._config
+
+    @property
+    def db(self) -> Path:
+        return self.config.db
+
+    @property
+    def backend(self) -> str:
+        return self.config.backend
 
     def client(self, *, create: bool = False) -> Client:
-        return Client(self.db, backend=self.backend, create=create)
+        return Client(config=self.config, create=create)
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -64,21 +84,86 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_DEFAULTS = Config()
+
+
+def _help(name: str, text: str | None = None) -> str:
+    """An option's help: what it sets, its default, and the variable and file key that also do."""
+    setting = next(s for s in SETTINGS if s.name == name)
+    default = _DEFAULTS.shown(name)
+    shown = "unset" if default is None else default
+    return f"{text or setting.help} [env: {setting.env}; file: {name}; default: {shown}]"
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    db: Path = typer.Option(
-        Path("realorders.db"),
-        "--db",
-        envvar="REALORDERS_DB",
-        help="Database file.",
-        show_default=True,
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        metavar="PATH",
+        help="Config file (TOML). [env: REALORDERS_CONFIG; default: ./realorders.toml if present]",
     ),
-    backend: str = typer.Option(
-        "sqlite",
-        "--backend",
-        envvar="REALORDERS_BACKEND",
-        help=f"Storage backend: {', '.join(BACKENDS)} (kafka comes with distributed mode).",
+    db: Path | None = typer.Option(
+        None, "--db", metavar="PATH", help=_help("db", "Database file.")
+    ),
+    backend: str | None = typer.Option(
+        None, "--backend", metavar="[sqlite|kafka]", help=_help("backend")
+    ),
+    kafka_bootstrap: str | None = typer.Option(
+        None, "--kafka-bootstrap", metavar="HOST:PORT[,…]", help=_help("kafka_bootstrap")
+    ),
+    kafka_security_protocol: str | None = typer.Option(
+        None,
+        "--kafka-security-protocol",
+        metavar="[PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL]",
+        help=_help("kafka_security_protocol"),
+    ),
+    kafka_sasl_mechanism: str | None = typer.Option(
+        None,
+        "--kafka-sasl-mechanism",
+        metavar="[PLAIN|SCRAM-SHA-256|SCRAM-SHA-512]",
+        help=_help("kafka_sasl_mechanism"),
+    ),
+    kafka_username: str | None = typer.Option(
+        None,
+        "--kafka-username",
+        metavar="USER",
+        help=_help(
+            "kafka_username",
+            "Kafka SASL user name (the password: REALORDERS_KAFKA_PASSWORD or the file).",
+        ),
+    ),
+    kafka_ca_file: Path | None = typer.Option(
+        None, "--kafka-ca-file", metavar="PEM", help=_help("kafka_ca_file")
+    ),
+    kafka_topic_prefix: str | None = typer.Option(
+        None, "--kafka-topic-prefix", metavar="PREFIX", help=_help("kafka_topic_prefix")
+    ),
+    kafka_partitions: int | None = typer.Option(
+        None, "--kafka-partitions", metavar="N", help=_help("kafka_partitions")
+    ),
+    kafka_replication_factor: int | None = typer.Option(
+        None, "--kafka-replication-factor", metavar="N", help=_help("kafka_replication_factor")
+    ),
+    kafka_group: str | None = typer.Option(
+        None, "--kafka-group", metavar="GROUP", help=_help("kafka_group")
+    ),
+    redis_url: str | None = typer.Option(
+        None,
+        "--redis-url",
+        metavar="URL",
+        help=_help(
+            "redis_url",
+            "Redis URL: redis://HOST:PORT/DB, rediss:// (TLS) or unix://PATH; no password "
+            "here (REALORDERS_REDIS_PASSWORD or the file).",
+        ),
+    ),
+    redis_ca_file: Path | None = typer.Option(
+        None, "--redis-ca-file", metavar="PEM", help=_help("redis_ca_file")
+    ),
+    redis_prefix: str | None = typer.Option(
+        None, "--redis-prefix", metavar="PREFIX", help=_help("redis_prefix")
     ),
     debug: bool = typer.Option(
         False, "--debug", envvar="REALORDERS_DEBUG", help="Show tracebacks for errors."
@@ -87,15 +172,31 @@ def main_options(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    ctx.obj = Settings(db=db, backend=backend, debug=debug)
+    flags: dict[str, object | None] = {
+        "db": db,
+        "backend": backend,
+        "kafka_bootstrap": kafka_bootstrap,
+        "kafka_security_protocol": kafka_security_protocol,
+        "kafka_sasl_mechanism": kafka_sasl_mechanism,
+        "kafka_username": kafka_username,
+        "kafka_ca_file": kafka_ca_file,
+        "kafka_topic_prefix": kafka_topic_prefix,
+        "kafka_partitions": kafka_partitions,
+        "kafka_replication_factor": kafka_replication_factor,
+        "kafka_group": kafka_group,
+        "redis_url": redis_url,
+        "redis_ca_file": redis_ca_file,
+        "redis_prefix": redis_prefix,
+    }
+    ctx.obj = Settings(flags=flags, config_path=config, debug=debug)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    # kafka-python narrates every connection at INFO; its warnings and errors still show
+    logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.ERROR)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -144,6 +245,4 @@ def run_cli(argv: list[str] | None = None) -> int:
 
 
 def _env_flag(name: str) -> bool:
-    import os
-
     return os.environ.get(name, "").lower() in {"1", "true", "yes", "on"}

@@ -51,8 +51,12 @@ def init(
     rows = None if inventory is None else read_inventory(inventory)  # bad file: no database
     existed = cfg.db.exists()
     with cfg.client(create=True) as client:
-        verb = "using existing" if existed else "created"
-        err.print(f"{verb} database {cfg.db} (schema v{SCHEMA_VERSION})", highlight=False)
+        if cfg.backend == "kafka":
+            for line in client.init_store():
+                err.print(line, highlight=False)
+        else:
+            verb = "using existing" if existed else "created"
+            err.print(f"{verb} database {cfg.db} (schema v{SCHEMA_VERSION})", highlight=False)
         if rows is not None:
             added, updated = client.load_inventory(rows)
             err.print(

@@ -34,13 +34,14 @@ def run(
     cfg = settings(ctx)
     parsed = parse_delays(delays)
     with cfg.client() as client:
-        if client.engine_running():
+        if not client.scales_out and client.engine_running():
             raise EngineBusyError(
-                f"another engine (pid {client.engine_info().pid}) is already running on {cfg.db}"
+                f"another engine (pid {client.engine_info().pid}) is already running on "
+                f"{client.where()}"
             )
         info = client.engine_info()
         err.print(
-            f"engine starting on {cfg.db}: {info.backlog:,} commands waiting"
+            f"engine starting on {client.where()}: {info.backlog:,} commands waiting"
             + ("" if until_idle else "; Ctrl-C to stop"),
             highlight=False,
         )

@@ -27,7 +27,7 @@ __all__ = ["Engine", "EngineStats"]
 
 log = logging.getLogger("realorders.engine")
 
-_INVENTORY_KINDS = frozenset({CommandKind.RESTOCK, CommandKind.SET_STOCK})
+_INVENTORY_KINDS = frozenset({CommandKind.RESTOCK, CommandKind.SET_STOCK, CommandKind.WAKE})
 _WAKE_PAGE = 500
 
 
@@ -69,6 +69,7 @@ class Engine:
             backend.inventory, delays or Delays(), clock, on_message=self._wakeup.set
         )
         self.position = 0
+        self._generation = 0
         self.stats = EngineStats()
         self._stopping = False
 
@@ -91,6 +92,7 @@ class Engine:
         try:
             self.scheduler.loop = asyncio.get_running_loop()
             self.position = backend.position()
+            self._generation = backend.generation
             self._recover()
             self._offer_available_stock()
             last_beat = last_report = time.monotonic()
@@ -99,6 +101,8 @@ class Engine:
                     self._report()
                     last_report = time.monotonic()
                 commands = self._next_commands()
+                if backend.generation != self._generation:
+                    self._rebalanced()
                 if commands or self.scheduler.busy:
                     self._step(commands)
                     last_beat = time.monotonic()
@@ -146,11 +150,24 @@ class Engine:
                 return commands[:index]
         return commands
 
+    def _rebalanced(self) -> None:
+        """The orders this engine owns changed: let go of others', pick up new ones'."""
+        backend = self.backend
+        self._generation = backend.generation
+        scheduler = self.scheduler
+        for order_id, actor in list(scheduler.actors.items()):
+            if not backend.owns(order_id):
+                if actor.timer is not None:
+                    actor.timer.cancel()
+                del scheduler.actors[order_id]
+        self._recover()
+        self._offer_available_stock()
+
     def _recover(self) -> None:
         """Re-arm fulfilment timers of orders caught mid-flight by a stop or crash."""
         now = self.clock()
         scheduler = self.scheduler
-        in_flight = self.backend.orders.in_flight()
+        in_flight = [s for s in self.backend.orders.in_flight() if s.id not in scheduler.actors]
         for state in in_flight:
             actor = scheduler.actor(state.id, state)
             target_delay = scheduler.delays.before(NEXT_STAGE[state.status])
@@ -188,6 +205,7 @@ class Engine:
             self._dispatch(commands)
             scheduler.run_until_quiet()
             scheduler.apply_releases()
+            changes.stock_up |= scheduler.released
         self.backend.commit(changes)
         self.position = position
         scheduler.passivate()
@@ -261,15 +279,17 @@ class Engine:
     def _apply_inventory(self, command: Command) -> None:
         inventory = self.backend.inventory
         product_id = command.body["product_id"]
-        quantity = int(command.body["quantity"])
         now = self.clock()
         if command.kind is CommandKind.RESTOCK:
-            inventory.restock(product_id, quantity, now)
-        else:
-            refusal = inventory.set_on_hand(product_id, quantity, now)
+            inventory.restock(product_id, int(command.body["quantity"]), now, ref=command.ref)
+        elif command.kind is CommandKind.SET_STOCK:
+            quantity = int(command.body["quantity"])
+            refusal = inventory.set_on_hand(product_id, quantity, now, ref=command.ref)
             if refusal is not None:
                 log.warning("inventory set refused: %s", refusal)
                 return
+        if command.kind is not CommandKind.WAKE:
+            self.scheduler.changes.stock_up.add(product_id)
         self._wake_backorders(product_id)
 
     def _wake_backorders(self, product_id: str) -> None:

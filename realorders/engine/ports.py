@@ -40,6 +40,10 @@ class CommandKind(StrEnum):
     CANCEL = "cancel"
     RESTOCK = "restock"
     SET_STOCK = "set_stock"
+    #: Stock of a product came back somewhere: owners of backorders should try again.
+    #: Only the distributed mode sends it (to every partition, since any engine may
+    #: own an order waiting for that product).
+    WAKE = "wake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,9 @@ class Command:
     order_id: str | None
     body: dict[str, Any]
     at: float
+    #: Stable identity across redeliveries (Kafka: "partition:offset"), so that an
+    #: effect outside the engine's commit (a restock in Redis) happens once.
+    ref: str | None = None
 
 
 class IntakeOutcome(StrEnum):
@@ -116,6 +123,9 @@ class Changes:
     position: int
     events: list[Event] = field(default_factory=list)
     orders: dict[str, OrderState] = field(default_factory=dict)
+    #: Products whose available stock went up in this batch (restock, set, release):
+    #: a backend shared by several engines tells the others (``CommandKind.WAKE``).
+    stock_up: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +280,13 @@ class Inventory(Protocol):
         """The order shipped: its quantities leave both on_hand and reserved."""
         ...
 
-    def restock(self, product_id: str, quantity: int, at: float) -> None: ...
+    def restock(self, product_id: str, quantity: int, at: float, *, ref: str | None = None) -> None:
+        """Add stock; with ``ref``, a second call for the same command changes nothing."""
+        ...
 
-    def set_on_hand(self, product_id: str, quantity: int, at: float) -> str | None:
+    def set_on_hand(
+        self, product_id: str, quantity: int, at: float, *, ref: str | None = None
+    ) -> str | None:
         """Set absolute stock; returns a refusal reason instead of going below reserved."""
         ...
 
@@ -333,6 +347,14 @@ class Backend(Protocol):
     #: True when the command log may deliver a command again after a restart
     #: (at-least-once); the engine then looks every order up before acting.
     redelivers: bool
+
+    #: Changes whenever the set of orders this engine is responsible for changes
+    #: (a consumer-group rebalance); constant for a single-engine store.
+    generation: int
+
+    def owns(self, order_id: str) -> bool:
+        """Whether this engine is the one that processes ``order_id`` right now."""
+        ...
 
     @property
     def commands(self) -> CommandLog: ...

@@ -15,25 +15,51 @@ from typing import Any
 import pytest
 from fakes import MemoryBackend
 
+from realorders.config import Config
 from realorders.domain import Event, Order, OrderState, Status, apply, pending_data
 from realorders.engine.backends.sqlite import SqliteBackend
 from realorders.engine.ports import Backend, Changes
 
-BACKENDS = ["memory", "sqlite"]  # later: "kafka"
+BACKENDS = ["memory", "sqlite", pytest.param("kafka", marks=pytest.mark.services)]
 
 
-def open_backend(kind: str, tmp_path: Path, like: Any = None) -> Any:
+def kafka_config(request: pytest.FixtureRequest) -> Config:
+    """A store of its own (topics, group, Redis keys) on the session's real broker and Redis."""
+    kafka = request.getfixturevalue("kafka_server")
+    redis = request.getfixturevalue("redis_server")
+    namespace = request.getfixturevalue("kafka_prefix")
+    return Config(
+        backend="kafka",
+        kafka_bootstrap=kafka.bootstrap,
+        redis_url=redis.url,
+        kafka_topic_prefix=namespace,
+        kafka_group=f"{namespace}-engine",
+        kafka_partitions=2,
+        redis_prefix=namespace,
+    )
+
+
+def open_backend(
+    kind: str, tmp_path: Path, like: Any = None, request: pytest.FixtureRequest | None = None
+) -> Any:
     """A fresh store of ``kind``, or (``like`` given) another handle on the same store."""
     if kind == "memory":
         return MemoryBackend(None if like is None else like.store)
     if kind == "sqlite":
         return SqliteBackend(tmp_path / "contract.db")
+    if kind == "kafka":
+        from realorders.engine.backends.kafka import KafkaBackend
+
+        if like is not None:
+            return KafkaBackend(like.config)
+        assert request is not None
+        return KafkaBackend(kafka_config(request), create=True)
     raise AssertionError(f"no contract fixture for backend {kind!r}")
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    handle = open_backend(request.param, tmp_path)
+    handle = open_backend(request.param, tmp_path, request=request)
     yield handle
     handle.close()
 

@@ -51,7 +51,8 @@ def scenario(backend: Any, stock: Callable[..., None], timeline: Any) -> Any:
         inventory.consume(order_id, ORDERS[order_id].items)
         timeline.emit(order_id, S.SHIPPED)
 
-    # batch 1: commands 1..3
+    # batch 1: commands 1..3, read the way the engine reads them before committing
+    assert [c.position for c in backend.commands.read(0, 3)] == [1, 2, 3]
     for order_id in ("o1", "o2", "o3"):
         timeline.submit(ORDERS[order_id])
     reserve("o1")
@@ -59,6 +60,7 @@ def scenario(backend: Any, stock: Callable[..., None], timeline: Any) -> Any:
     timeline.emit("o3", S.REJECTED, {"reason": "unknown product 'ZZ'"})
     timeline.commit(position=3)
     # batch 2: commands 4..6
+    assert [c.position for c in backend.commands.read(3, 3)] == [4, 5, 6]
     for order_id in ("o4", "o5", "o6"):
         timeline.submit(ORDERS[order_id])
     reserve("o4")

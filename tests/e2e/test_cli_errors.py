@@ -74,7 +74,7 @@ USAGE_OK = [
     (("products", "update", "KB-01"), "nothing to update"),
     (("products", "add", "P", "--name", "n", "--price", "-1"), "not negative"),
     (("run", "--delays", "pack=x"), "--delays"),
-    (("--backend", "kafka", "list"), "unknown backend 'kafka'"),
+    (("--backend", "mongo", "list"), "unknown backend 'mongo'"),
     (("import", "missing.csv"), "missing.csv: no such file"),
     (("import", "folder.csv"), "folder.csv: is a directory, not a file"),
 ]

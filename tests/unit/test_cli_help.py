@@ -8,6 +8,7 @@ import pytest
 import typer
 
 from realorders.cli import app
+from realorders.config import SETTINGS
 
 
 def _commands() -> list[tuple[str, Any]]:
@@ -61,5 +62,18 @@ def test_every_contract_command_exists() -> None:
         "inventory list",
         "inventory set",
         "inventory restock",
+        "config show",
     }
     assert expected <= names
+
+
+def test_every_setting_but_a_secret_has_its_flag() -> None:
+    """Secrets come from the environment or the config file only (flags show in `ps`)."""
+    root = typer.main.get_command(app)
+    flags = {opt for param in root.params for opt in param.opts}
+    for setting in SETTINGS:
+        if setting.secret:
+            assert setting.flag is None
+            assert not any(setting.name.replace("_", "-") in flag for flag in flags), setting.name
+        else:
+            assert setting.flag in flags, setting.name

@@ -148,6 +148,7 @@ class SqliteBackend:
 
     name = "sqlite"
     redelivers = False  # the command position commits with each batch's effects
+    generation = 0  # one engine owns every order
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
@@ -168,6 +169,9 @@ class SqliteBackend:
         self._lock_fd: int | None = None
 
     # -- engine side ----------------------------------------------------------
+
+    def owns(self, order_id: str) -> bool:
+        return True
 
     def claim_engine(self) -> None:
         lock_path = f"{self.path}.engine.lock"

@@ -131,7 +131,7 @@ class SqliteInventory:
                 level[1] -= qty
                 self._dirty.add(pid)
 
-    def restock(self, product_id: str, quantity: int, at: float) -> None:
+    def restock(self, product_id: str, quantity: int, at: float, *, ref: str | None = None) -> None:
         level = self._level(product_id)
         if level is None:
             return
@@ -139,7 +139,9 @@ class SqliteInventory:
         self._dirty.add(product_id)
         self._ledger.append((product_id, quantity, "restock", at))
 
-    def set_on_hand(self, product_id: str, quantity: int, at: float) -> str | None:
+    def set_on_hand(
+        self, product_id: str, quantity: int, at: float, *, ref: str | None = None
+    ) -> str | None:
         level = self._level(product_id)
         if level is None:
             return f"unknown product {product_id!r}"

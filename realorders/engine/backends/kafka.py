@@ -1,0 +1,587 @@
+"""The distributed backend: commands and events on Kafka, stock and read model in Redis.
+
+Effectively once, with Kafka transactions (see docs/architecture.md):
+
+1. an engine reserves stock in Redis (provisional holds, idempotent per order);
+2. it produces the batch's events, any wake-ups and dead letters, and the
+   consumed command offsets in ONE Kafka transaction (fenced per KIP-447 by
+   the consumer group's generation, so a deposed engine cannot commit);
+3. only then it projects the batch into Redis (order rows, history, holds
+   made definitive) with one Lua script that skips what it already has.
+
+A crash between 2 and 3 leaves Redis behind Kafka: whoever owns the partition
+next replays the events topic from the projected offset before processing a
+single command. A crash before 2 leaves provisional holds: the next owner puts
+them back in line with the committed state. Commands of an uncommitted batch
+are redelivered; the engine looks every order up, so nothing happens twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.partitioner.default import murmur2
+from kafka.structs import OffsetAndMetadata
+
+from realorders.config import Config
+from realorders.domain import Event, apply
+from realorders.engine.backends import kafka_admin, redis_lua
+from realorders.engine.backends.connect import kafka_kwargs, open_redis, probe_kafka
+from realorders.engine.backends.kafka_log import Entry, KafkaCommandLog, decode_command
+from realorders.engine.backends.kafka_log import Poison as _Poison
+from realorders.engine.backends.redis_read import (
+    RedisEventLog,
+    RedisReadModel,
+    encode_event,
+    encode_state,
+    event_from_list,
+)
+from realorders.engine.backends.redis_stock import RedisCatalogue, RedisInventory, flat_lines
+from realorders.engine.ports import Changes, CommandKind, EngineInfo
+from realorders.errors import RealordersError, ServiceUnavailableError
+
+__all__ = ["KafkaBackend"]
+
+log = logging.getLogger("realorders.kafka")
+
+_HOLD_TARGET = {"reserved": "R", "packed": "R", "shipped": "C", "delivered": "C"}
+_ENGINE_STALE = 15.0  # seconds without a heartbeat before an engine counts as gone
+_TXN_TIMEOUT_MS = 10_000  # a killed engine's open transaction blocks readers at most this long
+
+
+class KafkaBackend:
+    name = "kafka"
+    redelivers = True
+
+    def __init__(self, config: Config, *, create: bool = False) -> None:
+        self.config = config
+        self._p = f"{config.redis_prefix}:"
+        self._r: Any = open_redis(config)
+        self.generation = 0
+        self._owned: set[int] = set()
+        self._engine_id: str | None = None
+        self._producer: KafkaProducer | None = None
+        self._futures: list[Any] = []
+        self._consumer: KafkaConsumer | None = None
+        self._reader: KafkaConsumer | None = None
+        self._admin: Any = None
+        self._new_partitions: set[int] = set()
+        self._last_position = 0
+        self._created: dict[str, str] | None = None
+        stored = self._r.hget(f"{self._p}meta", "partitions")
+        if stored is None:
+            if not create:
+                raise RealordersError(
+                    f"no realorders store under prefix {config.redis_prefix!r} in Redis "
+                    f"(run `realorders --backend kafka init` first)"
+                )
+            self._created = self.init_store()
+            stored = self._r.hget(f"{self._p}meta", "partitions")
+        self.partitions = int(stored or 1)
+        self.commands = KafkaCommandLog(
+            self._r,
+            self._p,
+            config.commands_topic,
+            self.partition_of,
+            self._produce,
+            self._flush,
+        )
+        self.orders = RedisReadModel(self._r, self._p)
+        self.events = RedisEventLog(self._r, self._p, self._scan_topic)
+        self.inventory = RedisInventory(self._r, self._p, self.partition_of)
+        self.orders.backlog = self.backlog
+        self.commands.attach = self.claim_engine
+        self.catalogue = RedisCatalogue(
+            self._r, self._p, lambda: list(self.orders.get_many(self.orders.open_ids()).values())
+        )
+        self._project = self._r.register_script(redis_lua.PROJECT)
+        self._reconcile = self._r.register_script(redis_lua.RECONCILE)
+
+    # -- set-up ---------------------------------------------------------------
+
+    def init_store(self) -> dict[str, str]:
+        """Create the topics (idempotent) and record the partition count in Redis."""
+        if self._created is not None:  # done when this handle opened a new store
+            created, self._created = self._created, None
+            return created
+        probe_kafka(self.config)
+        outcome = kafka_admin.ensure_topics(self.config)
+        partitions = kafka_admin.partition_count(self.config, self.config.commands_topic)
+        self._r.hsetnx(f"{self._p}meta", "partitions", partitions)
+        return outcome
+
+    def partition_of(self, key: str) -> int:
+        """Kafka's default partitioner, so a key lands where any client would put it."""
+        return int(murmur2(key.encode()) & 0x7FFFFFFF) % self.partitions
+
+    def owns(self, order_id: str) -> bool:
+        return self.partition_of(order_id) in self._owned
+
+    # -- producing --------------------------------------------------------------
+
+    def _producer_for_intake(self) -> KafkaProducer:
+        if self._producer is None:
+            probe_kafka(self.config)
+            self._producer = KafkaProducer(
+                **kafka_kwargs(self.config),
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                batch_size=256 * 1024,
+            )
+        return self._producer
+
+    def _produce(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+        producer = self._producer_for_intake()
+        self._futures.append(producer.send(topic, key=key, value=value, partition=partition))
+
+    def _flush(self) -> None:
+        futures, self._futures = self._futures, []
+        if self._producer is None:
+            return
+        self._producer.flush(timeout=30)
+        for future in futures:
+            if future.failed():
+                raise ServiceUnavailableError(
+                    f"Kafka at {self.config.kafka_bootstrap} did not take the commands: "
+                    f"{future.exception}"
+                )
+
+    # -- engine side ----------------------------------------------------------
+
+    def claim_engine(self) -> None:
+        """Join the consumer group; partitions (and their orders) come with rebalances."""
+        probe_kafka(self.config)
+        kwargs = kafka_kwargs(self.config)
+        self._engine_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        if self._producer is not None:
+            self._producer.close()
+        self._producer = KafkaProducer(
+            **kwargs,
+            transactional_id=f"{self.config.redis_prefix}-{self._engine_id}",
+            transaction_timeout_ms=_TXN_TIMEOUT_MS,
+            acks="all",
+            linger_ms=2,
+            batch_size=512 * 1024,
+        )
+        self._producer.init_transactions()
+        self._consumer = KafkaConsumer(
+            **kwargs,
+            group_id=self.config.kafka_group,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_records=5000,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+        )
+        self._consumer.subscribe([self.config.commands_topic], listener=_Listener(self))
+        self.commands.poll = self._poll
+        self.commands.discard = self._commit_dead_letters
+        self.orders.owns = self.owns
+        self._beat(0)
+        deadline = time.monotonic() + 10
+        while not self._owned and time.monotonic() < deadline:
+            self._poll(0)
+        self._prime(deadline)
+
+    def _prime(self, deadline: float) -> None:
+        """Fetch what the partitions already hold (up to one buffer's worth) before returning.
+
+        The first fetches after joining take a few round trips; without this an
+        engine's first reads would come back empty although commands wait.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return
+        ends = consumer.end_offsets(assigned)
+        while time.monotonic() < deadline and self.commands.buffer.size() < 5000:
+            if all(consumer.position(tp) >= ends[tp] for tp in assigned):
+                return
+            self._poll(0)
+
+    def _poll(self, want: int) -> None:
+        """Fetch up to ``want`` more records (0: whatever the broker has ready, up to 5000)."""
+        consumer = self._consumer
+        assert consumer is not None
+        buffer = self.commands.buffer
+        limit = want if want > 0 else 5000
+        wait = 0 if buffer.size() else 50
+        while limit > 0:
+            batches = consumer.poll(timeout_ms=wait, max_records=limit, update_offsets=True)
+            if self._new_partitions:
+                self._take_over(self._new_partitions)
+                self._new_partitions = set()
+            got = 0
+            for tp, records in batches.items():
+                for rec in records:
+                    got += 1
+                    try:
+                        command = decode_command(rec.value, tp.partition, rec.offset)
+                        buffer.add(Entry(command, tp.partition, rec.offset))
+                    except _Poison as exc:
+                        buffer.add(
+                            Entry(None, tp.partition, rec.offset, rec.key, rec.value, str(exc))
+                        )
+            if not got:
+                return
+            limit -= got
+            wait = 0
+
+    def _revoked(self, partitions: set[int]) -> None:
+        self.commands.buffer.forget(partitions)
+        self._owned -= partitions
+        self.generation += 1
+
+    def _assigned(self, partitions: set[int]) -> None:
+        self._new_partitions |= partitions
+
+    def _take_over(self, partitions: set[int]) -> None:
+        """Bring Redis up to what Kafka committed for these partitions, before any command."""
+        started = time.monotonic()
+        replayed = self._catch_up(partitions)
+        restored = 0
+        for p in sorted(partitions):
+            restored += self._reconcile_partition(p)
+        self._owned |= partitions
+        self.generation += 1
+        log.info(
+            "engine %s now owns partitions %s (replayed %d events, restored %d holds, %.2f s)",
+            self._engine_id,
+            sorted(self._owned),
+            replayed,
+            restored,
+            time.monotonic() - started,
+        )
+
+    def _reader_consumer(self) -> KafkaConsumer:
+        if self._reader is None:
+            self._reader = KafkaConsumer(
+                **kafka_kwargs(self.config),
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+            )
+        return self._reader
+
+    def _read_events(self, starts: dict[int, int]) -> Iterator[tuple[int, int, bytes]]:
+        """(partition, offset, value) of committed event records from ``starts`` to the end."""
+        reader = self._reader_consumer()
+        tps = [TopicPartition(self.config.events_topic, p) for p in starts]
+        reader.assign(tps)
+        ends = reader.end_offsets(tps)
+        for tp in tps:
+            reader.seek(tp, starts[tp.partition])
+        remaining = {tp for tp in tps if ends[tp] > starts[tp.partition]}
+        while remaining:
+            for tp, records in reader.poll(timeout_ms=500, max_records=5000).items():
+                for rec in records:
+                    yield tp.partition, rec.offset, rec.value
+            remaining = {tp for tp in remaining if reader.position(tp) < ends[tp]}
+
+    def _catch_up(self, partitions: set[int]) -> int:
+        stored = self._r.hmget(f"{self._p}proj", [str(p) for p in sorted(partitions)])
+        starts = {p: int(v or 0) for p, v in zip(sorted(partitions), stored, strict=True)}
+        replayed = 0
+        pending: dict[str, list[Event]] = {}
+        ends: dict[int, int] = {}
+        for partition, offset, value in self._read_events(starts):
+            ends[partition] = offset + 1
+            for raw in orjson.loads(value):
+                event = event_from_list(raw)
+                pending.setdefault(event.order_id, []).append(event)
+            if len(pending) >= 2000:
+                replayed += self._replay(pending, ends)
+                pending, ends = {}, {}
+        if pending or ends:
+            replayed += self._replay(pending, ends)
+        return replayed
+
+    def _replay(self, by_order: dict[str, list[Event]], ends: dict[int, int]) -> int:
+        states = self.orders.get_many(list(by_order))
+        changes = Changes(position=0)
+        for order_id, events in by_order.items():
+            state = states.get(order_id)
+            changed = False
+            for event in events:
+                if state is None or event.seq > state.version:
+                    state = apply(state, event)
+                    changes.events.append(event)
+                    changed = True
+            if changed and state is not None:
+                changes.orders[order_id] = state
+        self._apply_projection(changes, ends)
+        return len(changes.events)
+
+    def _reconcile_partition(self, partition: int) -> int:
+        ids = [i.decode() for i in self._r.smembers(f"{self._p}prov:{partition}")]
+        if not ids:
+            return 0
+        states = self.orders.get_many(ids)
+        items: list[Any] = []
+        for order_id in ids:
+            state = states.get(order_id)
+            if state is None:
+                raw = self.commands.submitted(order_id)
+                lines = [] if raw is None else list(raw[0].items)
+                items.append([order_id, "F", flat_lines(lines)])
+            else:
+                items.append(
+                    [order_id, _HOLD_TARGET.get(state.status.value, "F"), flat_lines(state.lines())]
+                )
+        return int(self._reconcile(args=[self._p, partition, orjson.dumps(items)]))
+
+    def commit(self, changes: Changes) -> None:
+        producer = self._producer
+        consumer = self._consumer
+        if producer is None or consumer is None:
+            raise RealordersError("commit without claim_engine()")
+        self.inventory.flush()
+        buffer = self.commands.buffer
+        buffer.pass_through(changes.position)
+        dead, buffer.dead = buffer.dead, []
+        offsets = self._offsets_to_commit()
+        by_order: dict[str, list[Event]] = {}
+        for event in changes.events:
+            by_order.setdefault(event.order_id, []).append(event)
+        if not (by_order or dead or offsets or changes.stock_up):
+            return
+        try:
+            producer.begin_transaction()
+            sent: list[tuple[int, Any]] = []
+            topic = self.config.events_topic
+            for order_id, events in by_order.items():
+                p = self.partition_of(order_id)
+                value = b"[" + b",".join(encode_event(e) for e in events) + b"]"
+                sent.append(
+                    (p, producer.send(topic, key=order_id.encode(), value=value, partition=p))
+                )
+            self._send_wakes(producer, changes.stock_up)
+            self._send_dead(producer, dead)
+            if offsets:
+                producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            producer.commit_transaction()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                producer.abort_transaction()
+            raise ServiceUnavailableError(
+                f"Kafka at {self.config.kafka_bootstrap} did not commit the batch: {exc}"
+            ) from exc
+        ends: dict[int, int] = {}
+        for p, future in sent:
+            ends[p] = max(ends.get(p, 0), future.get(timeout=30).offset + 1)
+        self._apply_projection(changes, ends)
+        self._last_position = changes.position
+
+    def _offsets_to_commit(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        buffer = self.commands.buffer
+        consumer = self._consumer
+        assert consumer is not None
+        done, buffer.done = buffer.done, {}
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for p, processed in done.items():
+            tp = TopicPartition(self.config.commands_topic, p)
+            offset = processed
+            if not buffer.holds(p):  # drained: skip transaction markers too
+                with contextlib.suppress(Exception):
+                    offset = max(processed, consumer.position(tp))
+            offsets[tp] = OffsetAndMetadata(offset, "", -1)
+        return offsets
+
+    def _send_wakes(self, producer: KafkaProducer, products: set[str]) -> None:
+        if not products:
+            return
+        count = len(products) * self.partitions
+        last = int(self._r.incrby(f"{self._p}seq", count))
+        position = last - count
+        topic = self.config.commands_topic
+        for product in sorted(products):
+            for p in range(self.partitions):
+                position += 1
+                value = orjson.dumps(
+                    {
+                        "kind": CommandKind.WAKE.value,
+                        "order_id": None,
+                        "body": {"product_id": product},
+                        "position": position,
+                        "at": time.time(),
+                    }
+                )
+                producer.send(topic, key=product.encode(), value=value, partition=p)
+
+    def _send_dead(self, producer: KafkaProducer, dead: list[Entry]) -> None:
+        for entry in dead:
+            headers = [
+                ("reason", (entry.poison or "").encode()),
+                (
+                    "source",
+                    f"{self.config.commands_topic}:{entry.partition}:{entry.offset}".encode(),
+                ),
+                ("at", str(time.time()).encode()),
+            ]
+            log.warning(
+                "poison command at %s partition %d offset %d sent to %s: %s",
+                self.config.commands_topic,
+                entry.partition,
+                entry.offset,
+                self.config.dlq_topic,
+                entry.poison,
+            )
+            producer.send(self.config.dlq_topic, key=entry.key, value=entry.raw, headers=headers)
+
+    def _commit_dead_letters(self) -> None:
+        """Dead letters with no command around them: a transaction of their own."""
+        self.commit(Changes(position=-1))
+
+    def _apply_projection(self, changes: Changes, ends: dict[int, int]) -> None:
+        if not (changes.orders or ends):
+            return
+        payload = {
+            "orders": [
+                [encode_state(s).decode(), self.partition_of(s.id)] for s in changes.orders.values()
+            ],
+            "events": [[e.order_id, e.seq, encode_event(e).decode()] for e in changes.events],
+            "proj": {str(p): offset for p, offset in ends.items()},
+            "now": time.time(),
+        }
+        self._project(args=[self._p, orjson.dumps(payload)])
+
+    # -- engine registry and progress ----------------------------------------
+
+    def _beat(self, position: int) -> None:
+        if self._engine_id is None:
+            return
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": self._started_at(),
+            "heartbeat_at": time.time(),
+            "position": position,
+            "partitions": sorted(self._owned),
+        }
+        self._r.hset(f"{self._p}engines", self._engine_id, orjson.dumps(record))
+
+    def _started_at(self) -> float:
+        raw = self._r.hget(f"{self._p}engines", self._engine_id or "")
+        return float(orjson.loads(raw)["started_at"]) if raw else time.time()
+
+    def heartbeat(self, position: int) -> None:
+        if position != self._last_position:
+            return
+        offsets = self._offsets_to_commit_idle()
+        if offsets and self._consumer is not None:
+            with contextlib.suppress(Exception):
+                self._consumer.commit(offsets)
+        self._beat(position)
+
+    def _offsets_to_commit_idle(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Drained partitions whose position moved past transaction markers only."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp in consumer.assignment():
+            if self.commands.buffer.holds(tp.partition):
+                continue
+            with contextlib.suppress(Exception):
+                offsets[tp] = OffsetAndMetadata(consumer.position(tp), "", -1)
+        return offsets
+
+    def _engines(self) -> list[dict[str, Any]]:
+        now = time.time()
+        engines = [orjson.loads(v) for v in self._r.hvals(f"{self._p}engines")]
+        return [e for e in engines if now - e["heartbeat_at"] < _ENGINE_STALE]
+
+    def engine_running(self) -> bool:
+        return self._engine_id is not None or bool(self._engines())
+
+    def backlog(self) -> int:
+        """Commands in the topic that no engine has committed yet (all partitions)."""
+        return kafka_admin.group_lag(self.config, self._reader_consumer(), self._admin_client())
+
+    def _admin_client(self) -> Any:
+        if self._admin is None:
+            self._admin = kafka_admin.admin_client(self.config)
+        return self._admin
+
+    def position(self) -> int:
+        head = int(self._r.get(f"{self._p}seq") or 0)
+        return max(0, head - self.backlog())
+
+    def engine_info(self) -> EngineInfo:
+        head = int(self._r.get(f"{self._p}seq") or 0)
+        backlog = self.backlog()
+        engines = sorted(self._engines(), key=lambda e: e["heartbeat_at"])
+        newest = engines[-1] if engines else None
+        return EngineInfo(
+            pid=None if newest is None else newest["pid"],
+            started_at=None if newest is None else newest["started_at"],
+            heartbeat_at=None if newest is None else newest["heartbeat_at"],
+            position=max(0, head - backlog),
+            head=head,
+        )
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Redis reads are each atomic; a batch's projection is one script, so no half batch."""
+        yield
+
+    def release_engine(self) -> None:
+        if self._engine_id is not None:
+            self._r.hdel(f"{self._p}engines", self._engine_id)
+            self._engine_id = None
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
+        self._consumer = None
+        self._producer = None
+        self.commands.poll = None
+        self.orders.owns = None
+        self._owned = set()
+
+    def close(self) -> None:
+        self.release_engine()
+        for client in (self._reader, self._admin):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
+        self._reader = self._admin = None
+        self._r.close()
+
+    # -- check ----------------------------------------------------------------
+
+    def _scan_topic(self) -> Iterator[list[Event]]:
+        """Every order's events from the events topic itself (the source of truth)."""
+        by_order: dict[str, list[Event]] = {}
+        starts = dict.fromkeys(range(self.partitions), 0)
+        for _partition, _offset, value in self._read_events(starts):
+            for raw in orjson.loads(value):
+                event = event_from_list(raw)
+                by_order.setdefault(event.order_id, []).append(event)
+        for order_id in sorted(by_order):
+            yield by_order[order_id]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
+    """kafka-python's rebalance callbacks, run inside ``poll`` (between engine batches)."""
+
+    def __init__(self, backend: KafkaBackend) -> None:
+        self.backend = backend
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.backend._revoked({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.backend._assigned({tp.partition for tp in assigned})

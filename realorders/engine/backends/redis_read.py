@@ -1,0 +1,317 @@
+"""The read side of the distributed mode, in Redis: orders, history, tail, stats.
+
+Rows are written only by :data:`realorders.engine.backends.redis_lua.PROJECT`
+after Kafka has committed the batch that made them, so everything here is
+committed state. Layout (under the store's prefix):
+
+``o:<id>`` order row (JSON) · ``ev:<id>`` its events (list) · ``all``,
+``st:<status>``, ``cust:<customer>`` ids by arrival · ``ids`` ids by name
+(prefix search) · ``upd:<status>`` open ids by last change · ``bo:<product>``
+backorders by arrival · ``fin``/``lat`` finished ids by time / by latency ·
+``counts`` orders per status · ``tail`` a capped stream of every event with
+an integer cursor · ``onhand``/``held``/``ledger`` stock per product.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+import redis
+
+from realorders.domain import TERMINAL, Event, OrderState, Status
+from realorders.engine.ports import OrderFilter, StockLevel
+
+__all__ = [
+    "RedisEventLog",
+    "RedisReadModel",
+    "decode_event",
+    "decode_state",
+    "encode_event",
+    "encode_state",
+    "event_from_list",
+    "stats_from_parts",
+]
+
+_STATUSES = {s.value: s for s in Status}
+_OPEN = [s for s in Status if s not in TERMINAL]
+_IN_FLIGHT = (Status.RESERVED, Status.PACKED, Status.SHIPPED)
+_PAGE = 500
+
+
+def encode_state(state: OrderState) -> bytes:
+    return orjson.dumps({**state.to_dict(), "arrival": state.arrival})
+
+
+def decode_state(raw: bytes) -> OrderState:
+    d = orjson.loads(raw)
+    return OrderState(
+        id=d["id"],
+        customer_id=d["customer_id"],
+        items=d["items"],
+        notes=d["notes"],
+        status=_STATUSES[d["status"]],
+        version=d["version"],
+        created_at=d["created_at"],
+        updated_at=d["updated_at"],
+        arrival=d["arrival"],
+        reason=d["reason"],
+        terminal_at=d["terminal_at"],
+        total=d["total"],
+    )
+
+
+def encode_event(event: Event) -> bytes:
+    return orjson.dumps([event.order_id, event.seq, event.status, event.at, event.data])
+
+
+def decode_event(raw: bytes) -> Event:
+    return event_from_list(orjson.loads(raw))
+
+
+def event_from_list(fields: list[Any]) -> Event:
+    order_id, seq, status, at, data = fields
+    return Event(order_id, seq, _STATUSES[status], at, data)
+
+
+class RedisReadModel:
+    """``ReadModel`` over the projection; ``owns`` narrows engine-side queries to its orders."""
+
+    def __init__(
+        self, r: redis.Redis, prefix: str, owns: Callable[[str], bool] | None = None
+    ) -> None:
+        self._r: Any = r  # redis-py types replies as bytes | str | Awaitable: checked here instead
+        self._p = prefix
+        self.owns = owns
+        self.backlog: Callable[[], int] = lambda: 0  # the backend knows (Kafka group lag)
+
+    def _states(self, ids: list[Any]) -> list[OrderState]:
+        if not ids:
+            return []
+        p = self._p
+        keys = [f"{p}o:{i.decode() if isinstance(i, bytes) else i}" for i in ids]
+        return [decode_state(raw) for raw in self._r.mget(keys) if raw is not None]
+
+    def get(self, order_id: str) -> OrderState | None:
+        raw = self._r.get(f"{self._p}o:{order_id}")
+        return None if raw is None else decode_state(raw)
+
+    def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderState]:
+        return {s.id: s for s in self._states(list(dict.fromkeys(order_ids)))}
+
+    def query(self, flt: OrderFilter) -> list[OrderState]:
+        p = self._p
+        if flt.order_id_prefix and flt.status is None and flt.customer_id is None:
+            return self._by_prefix(flt)
+        index = (
+            f"{p}st:{flt.status.value}"
+            if flt.status is not None
+            else (f"{p}cust:{flt.customer_id}" if flt.customer_id is not None else f"{p}all")
+        )
+        top: str | float = "+inf"
+        if flt.before is not None:
+            anchor = self._r.zscore(f"{p}all", flt.before)
+            if anchor is None:
+                return []
+            top = f"({int(anchor)}"
+        found: list[OrderState] = []
+        offset = 0
+        while flt.limit is None or len(found) < flt.limit:
+            ids = self._r.zrevrangebyscore(index, top, "-inf", start=offset, num=_PAGE)
+            if not ids:
+                break
+            offset += len(ids)
+            found += [s for s in self._states(ids) if _matches(s, flt)]
+        return found if flt.limit is None else found[: flt.limit]
+
+    def _by_prefix(self, flt: OrderFilter) -> list[OrderState]:
+        assert flt.order_id_prefix is not None
+        ids = self._r.zrangebylex(f"{self._p}ids", f"[{flt.order_id_prefix}", "[\U0010ffff")
+        states = [s for s in self._states(ids) if s.id.startswith(flt.order_id_prefix)]
+        if flt.before is not None:
+            anchor = self._r.zscore(f"{self._p}all", flt.before)
+            states = [s for s in states if anchor is not None and s.arrival < anchor]
+        states.sort(key=lambda s: s.arrival, reverse=True)
+        return states if flt.limit is None else states[: flt.limit]
+
+    def _owned(self, states: list[OrderState]) -> list[OrderState]:
+        owns = self.owns
+        return states if owns is None else [s for s in states if owns(s.id)]
+
+    def backordered(
+        self, product_id: str | None, after_arrival: int, limit: int
+    ) -> list[OrderState]:
+        index = f"{self._p}{'st:backordered' if product_id is None else 'bo:' + product_id}"
+        found: list[OrderState] = []
+        low = after_arrival
+        while len(found) < limit:
+            ids = self._r.zrangebyscore(index, f"({low}", "+inf", start=0, num=_PAGE)
+            if not ids:
+                break
+            page = self._states(ids)
+            if not page:
+                break
+            low = max(s.arrival for s in page)
+            found += self._owned([s for s in page if s.status is Status.BACKORDERED])
+        return sorted(found, key=lambda s: s.arrival)[:limit]
+
+    def in_flight(self) -> list[OrderState]:
+        ids: list[Any] = []
+        for status in _IN_FLIGHT:
+            ids += self._r.zrange(f"{self._p}st:{status.value}", 0, -1)
+        return sorted(self._owned(self._states(ids)), key=lambda s: s.arrival)
+
+    def open_ids(self) -> list[str]:
+        """Every open order's id (a new partition owner reconciles their stock holds)."""
+        ids: list[Any] = []
+        for status in _OPEN:
+            ids += self._r.zrange(f"{self._p}st:{status.value}", 0, -1)
+        return [i.decode() for i in ids]
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for status, n in self._r.hgetall(f"{self._p}counts").items():
+            counts[status.decode()] = int(n)
+        return counts
+
+    def open_counts(self) -> dict[str, int]:
+        values = self._r.hmget(f"{self._p}counts", [s.value for s in _OPEN])
+        return {s.value: int(v or 0) for s, v in zip(_OPEN, values, strict=True)}
+
+    def stale(self, status: Status, updated_before: float, limit: int) -> list[OrderState]:
+        if status in TERMINAL:
+            return []
+        ids = self._r.zrangebyscore(
+            f"{self._p}upd:{status.value}", "-inf", f"({updated_before}", start=0, num=limit
+        )
+        return self._states(ids)
+
+    def latency_percentiles(self) -> dict[str, float | None]:
+        """Submit→terminal percentiles ranked inside Redis (no list of every latency moves)."""
+        key = f"{self._p}lat"
+        n = int(self._r.zcard(key))
+        result: dict[str, float | None] = {}
+        for name, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
+            if n == 0:
+                result[name] = None
+                continue
+            rank = min(n - 1, max(0, round(fraction * n) - 1))
+            ((_, score),) = self._r.zrange(key, rank, rank, withscores=True)
+            result[name] = float(score)
+        return result
+
+    def stats_parts(self, window: float) -> dict[str, Any]:
+        """Counts, recent activity and latency percentiles for ``stats``."""
+        now = time.time()
+        p = self._p
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zcount(f"{p}fin", now - window, "+inf")
+        pipe.hmget(f"{p}meta", ["first_created", "last_terminal"])
+        seconds = range(int(now - window) + 1, int(now) + 1)
+        pipe.mget([f"{p}evs:{s}" for s in seconds])
+        recent_orders, (first, last), per_second = pipe.execute()
+        span = float(last) - float(first) if first is not None and last is not None else 0.0
+        return {
+            "counts": self.counts(),
+            "recent_orders": int(recent_orders),
+            "recent_events": sum(int(v) for v in per_second if v is not None),
+            "span": span,
+            "latency": self.latency_percentiles(),
+        }
+
+    def stats(self, window: float = 60.0) -> dict[str, Any]:
+        return stats_from_parts(self.stats_parts(window), window, self.backlog())
+
+    def levels(self) -> list[StockLevel]:
+        p = self._p
+        products = {k.decode(): orjson.loads(v) for k, v in self._r.hgetall(f"{p}products").items()}
+        ids = sorted(products)
+        if not ids:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hmget(f"{p}onhand", ids)
+        pipe.hmget(f"{p}held", ids)
+        for pid in ids:
+            pipe.zcard(f"{p}bo:{pid}")
+        on_hand, held, *waiting = pipe.execute()
+        return [
+            StockLevel(
+                pid,
+                products[pid]["name"],
+                products[pid]["price"],
+                int(on_hand[i] or 0),
+                int(held[i] or 0),
+                int(waiting[i]),
+            )
+            for i, pid in enumerate(ids)
+        ]
+
+    def count(self) -> int:
+        return int(self._r.zcard(f"{self._p}all"))
+
+    def ledger_totals(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self._r.hgetall(f"{self._p}ledger").items()}
+
+    def stock_rows(self) -> dict[str, tuple[int, int]]:
+        p = self._p
+        on_hand = {k.decode(): int(v) for k, v in self._r.hgetall(f"{p}onhand").items()}
+        held = {k.decode(): int(v) for k, v in self._r.hgetall(f"{p}held").items()}
+        return {pid: (on_hand.get(pid, 0), held.get(pid, 0)) for pid in on_hand.keys() | held}
+
+
+def _matches(state: OrderState, flt: OrderFilter) -> bool:
+    if flt.status is not None and state.status is not flt.status:
+        return False
+    if flt.customer_id is not None and state.customer_id != flt.customer_id:
+        return False
+    return not (flt.order_id_prefix and not state.id.startswith(flt.order_id_prefix))
+
+
+def stats_from_parts(parts: dict[str, Any], window: float, backlog: int) -> dict[str, Any]:
+    """The same record as :func:`realorders.engine.ports.stats_record`, from Redis figures."""
+    counts = parts["counts"]
+    finished = sum(counts.get(s.value, 0) for s in TERMINAL)
+    total = sum(counts.values())
+    span = parts["span"]
+    return {
+        "orders": total,
+        "by_status": counts,
+        "in_flight": total - finished,
+        "finished": finished,
+        "throughput": {
+            "window_seconds": window,
+            "orders_per_second": parts["recent_orders"] / window,
+            "events_per_second": parts["recent_events"] / window,
+            "overall_orders_per_second": finished / span if span > 0 else None,
+        },
+        "latency_seconds": parts["latency"],
+        "backlog": max(0, backlog),
+    }
+
+
+class RedisEventLog:
+    """History per order and the global tail, from the projection.
+
+    ``scan`` (for ``check``) is given by the Kafka backend: it reads the events
+    topic itself, the source of truth, not this copy.
+    """
+
+    def __init__(self, r: redis.Redis, prefix: str, scan: Callable[[], Iterator[list[Event]]]):
+        self._r: Any = r  # redis-py types replies as bytes | str | Awaitable: checked here instead
+        self._p = prefix
+        self._scan = scan
+
+    def tail(self, after: int, limit: int) -> list[tuple[int, Event]]:
+        entries = self._r.xrange(f"{self._p}tail", f"{after + 1}-0", "+", count=limit)
+        return [(int(eid.split(b"-")[0]), decode_event(fields[b"e"])) for eid, fields in entries]
+
+    def head(self) -> int:
+        return int(self._r.get(f"{self._p}tailseq") or 0)
+
+    def history(self, order_id: str) -> list[Event]:
+        return [decode_event(raw) for raw in self._r.lrange(f"{self._p}ev:{order_id}", 0, -1)]
+
+    def scan(self) -> Iterator[list[Event]]:
+        return self._scan()
