@@ -132,10 +132,27 @@ def pid_alive(pid: int) -> bool:
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _reap(pid: int) -> None:
+def _reap(pid: int, wait: float = 0.0) -> None:
+    """Collect our child's exit status (``wait`` s at most), so it leaves no zombie."""
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is None:
+        return
+    if wait:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=wait)
+    else:
+        child.poll()
+    if child.returncode is not None:
         del _CHILDREN[pid]
+
+
+def _gone(pid: int) -> bool:
+    """Not running any more; a child of ours is also reaped (it may be a zombie just now)."""
+    _reap(pid)
+    if pid_alive(pid):
+        return False
+    _reap(pid, wait=5.0)
+    return True
 
 
 def stop_pid(pid: int, start_ticks: int | None = None, timeout: float = STOP_TIMEOUT_S) -> str:
@@ -143,8 +160,7 @@ def stop_pid(pid: int, start_ticks: int | None = None, timeout: float = STOP_TIM
 
     ``start_ticks`` (from /proc/PID/stat, recorded at start) guards against a reused PID.
     """
-    _reap(pid)
-    if not pid_alive(pid):
+    if _gone(pid):
         return "not running"
     if start_ticks is not None and _proc_start_ticks(pid) != start_ticks:
         return "not running (PID reused by another process)"
@@ -152,16 +168,14 @@ def stop_pid(pid: int, start_ticks: int | None = None, timeout: float = STOP_TIM
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(pid)
-        if not pid_alive(pid):
+        if _gone(pid):
             return "terminated"
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        _reap(pid)
-        if not pid_alive(pid):
+        if _gone(pid):
             return "killed"
         time.sleep(0.1)
     raise ServiceError(f"process {pid} survived SIGKILL")
