@@ -25,10 +25,12 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
@@ -36,6 +38,8 @@ from realorders.config import Config
 from realorders.domain import Event, apply
 from realorders.engine.backends import kafka_admin, redis_lua
 from realorders.engine.backends.connect import kafka_kwargs, open_redis, probe_kafka
+from realorders.engine.backends.kafka_compat import install_join_fix
+from realorders.engine.backends.kafka_dlq import DeadLetter, read_dead_letters
 from realorders.engine.backends.kafka_log import Entry, KafkaCommandLog, decode_command
 from realorders.engine.backends.kafka_log import Poison as _Poison
 from realorders.engine.backends.redis_read import (
@@ -51,11 +55,33 @@ from realorders.errors import RealordersError, ServiceUnavailableError
 
 __all__ = ["KafkaBackend"]
 
+install_join_fix()
+
 log = logging.getLogger("realorders.kafka")
 
 _HOLD_TARGET = {"reserved": "R", "packed": "R", "shipped": "C", "delivered": "C"}
 _ENGINE_STALE = 15.0  # seconds without a heartbeat before an engine counts as gone
 _TXN_TIMEOUT_MS = 10_000  # a killed engine's open transaction blocks readers at most this long
+_REBALANCE_POLL_MS = 15_000
+#: kafka-python's offset lookups wait forever by default (seen: a ListOffsets answer
+#: lost on a broker that had just created the topic); bounded, they fail and retry
+_OFFSETS_TIMEOUT_MS = 10_000  # longer than the session timeout a join may wait out
+
+
+def _finish_join(consumer: KafkaConsumer) -> None:
+    """Let a group (re)join run to its end inside one call.
+
+    kafka-python 3.0.12 drops a join that completes between two polls: the next
+    poll starts another join instead of applying the assignment it got (seen
+    here as "SyncGroup answered, assignment never applied, member expelled 10 s
+    later"). Its coordinator's own ``poll`` returns as soon as the member is in
+    the group, so it is given the time a join may need (internals: pinned <4).
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None:
+        return
+    if getattr(coordinator, "rejoining", False) or getattr(coordinator, "rejoin_needed", False):
+        coordinator.poll(timeout_ms=_REBALANCE_POLL_MS)
 
 
 class KafkaBackend:
@@ -77,6 +103,8 @@ class KafkaBackend:
         self._new_partitions: set[int] = set()
         self._last_position = 0
         self._created: dict[str, str] | None = None
+        self._probed_at = 0.0
+        self._broker_lost = False
         stored = self._r.hget(f"{self._p}meta", "partitions")
         if stored is None:
             if not create:
@@ -192,10 +220,9 @@ class KafkaBackend:
         deadline = time.monotonic() + 10
         while not self._owned and time.monotonic() < deadline:
             self._poll(0)
-        self._prime(deadline)
 
     def _prime(self, deadline: float) -> None:
-        """Fetch what the partitions already hold (up to one buffer's worth) before returning.
+        """After a (re)assignment, fetch what the partitions already hold (one buffer's worth).
 
         The first fetches after joining take a few round trips; without this an
         engine's first reads would come back empty although commands wait.
@@ -205,7 +232,7 @@ class KafkaBackend:
         assigned = list(consumer.assignment())
         if not assigned:
             return
-        ends = consumer.end_offsets(assigned)
+        ends = consumer.end_offsets(assigned, timeout_ms=_OFFSETS_TIMEOUT_MS)
         while time.monotonic() < deadline and self.commands.buffer.size() < 5000:
             if all(consumer.position(tp) >= ends[tp] for tp in assigned):
                 return
@@ -218,26 +245,34 @@ class KafkaBackend:
         buffer = self.commands.buffer
         limit = want if want > 0 else 5000
         wait = 0 if buffer.size() else 50
+        _finish_join(consumer)
         while limit > 0:
             batches = consumer.poll(timeout_ms=wait, max_records=limit, update_offsets=True)
             if self._new_partitions:
                 self._take_over(self._new_partitions)
                 self._new_partitions = set()
-            got = 0
-            for tp, records in batches.items():
-                for rec in records:
-                    got += 1
-                    try:
-                        command = decode_command(rec.value, tp.partition, rec.offset)
-                        buffer.add(Entry(command, tp.partition, rec.offset))
-                    except _Poison as exc:
-                        buffer.add(
-                            Entry(None, tp.partition, rec.offset, rec.key, rec.value, str(exc))
-                        )
+                self._add(batches)
+                self._prime(time.monotonic() + 10)
+                return
+            got = self._add(batches)
             if not got:
                 return
             limit -= got
             wait = 0
+
+    def _add(self, batches: dict[Any, list[Any]]) -> int:
+        """Buffer polled records in partition order; poison ones travel as dead letters."""
+        buffer = self.commands.buffer
+        got = 0
+        for tp, records in batches.items():
+            for rec in records:
+                got += 1
+                try:
+                    command = decode_command(rec.value, tp.partition, rec.offset)
+                    buffer.add(Entry(command, tp.partition, rec.offset))
+                except _Poison as exc:
+                    buffer.add(Entry(None, tp.partition, rec.offset, rec.key, rec.value, str(exc)))
+        return got
 
     def _revoked(self, partitions: set[int]) -> None:
         self.commands.buffer.forget(partitions)
@@ -280,7 +315,7 @@ class KafkaBackend:
         reader = self._reader_consumer()
         tps = [TopicPartition(self.config.events_topic, p) for p in starts]
         reader.assign(tps)
-        ends = reader.end_offsets(tps)
+        ends = reader.end_offsets(tps, timeout_ms=_OFFSETS_TIMEOUT_MS)
         for tp in tps:
             reader.seek(tp, starts[tp.partition])
         remaining = {tp for tp in tps if ends[tp] > starts[tp.partition]}
@@ -477,13 +512,35 @@ class KafkaBackend:
         return float(orjson.loads(raw)["started_at"]) if raw else time.time()
 
     def heartbeat(self, position: int) -> None:
-        if position != self._last_position:
+        if position != self._last_position or not self._broker_reachable():
             return
         offsets = self._offsets_to_commit_idle()
         if offsets and self._consumer is not None:
             with contextlib.suppress(Exception):
                 self._consumer.commit(offsets)
         self._beat(position)
+
+    def _broker_reachable(self) -> bool:
+        """While idle, notice a lost broker ourselves: kafka-python only retries quietly.
+
+        Logs one line when Kafka goes away and one when it is back (a busy engine
+        learns the same from its failing commit and restarts, see Client.run).
+        """
+        now = time.monotonic()
+        if now - self._probed_at < 2.0:
+            return not self._broker_lost
+        self._probed_at = now
+        try:
+            probe_kafka(self.config, timeout=2.0)
+        except ServiceUnavailableError as exc:
+            if not self._broker_lost:
+                log.warning("engine paused: %s; waiting for it to come back", exc)
+            self._broker_lost = True
+            return False
+        if self._broker_lost:
+            log.info("engine resuming: Kafka at %s answers again", self.config.kafka_bootstrap)
+        self._broker_lost = False
+        return True
 
     def _offsets_to_commit_idle(self) -> dict[TopicPartition, OffsetAndMetadata]:
         """Drained partitions whose position moved past transaction markers only."""
@@ -506,9 +563,19 @@ class KafkaBackend:
     def engine_running(self) -> bool:
         return self._engine_id is not None or bool(self._engines())
 
+    def engine_count(self) -> int:
+        """Engines with a fresh heartbeat (one Redis read; the dashboard shows how many)."""
+        return len(self._engines())
+
     def backlog(self) -> int:
         """Commands in the topic that no engine has committed yet (all partitions)."""
-        return kafka_admin.group_lag(self.config, self._reader_consumer(), self._admin_client())
+        try:
+            return kafka_admin.group_lag(self.config, self._reader_consumer(), self._admin_client())
+        except KafkaError as exc:
+            raise ServiceUnavailableError(
+                f"Kafka at {self.config.kafka_bootstrap} did not say how far the engines are "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
 
     def _admin_client(self) -> Any:
         if self._admin is None:
@@ -538,15 +605,19 @@ class KafkaBackend:
         yield
 
     def release_engine(self) -> None:
-        if self._engine_id is not None:
-            self._r.hdel(f"{self._p}engines", self._engine_id)
-            self._engine_id = None
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    client.close()
+        """Leave the group first: a member left behind would hold its partitions, unpolled."""
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                self._consumer.close(autocommit=False, timeout_ms=5000)
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                self._producer.close(timeout=5)
         self._consumer = None
         self._producer = None
+        if self._engine_id is not None:
+            with contextlib.suppress(Exception):  # Redis may be the service that is down
+                self._r.hdel(f"{self._p}engines", self._engine_id)
+            self._engine_id = None
         self.commands.poll = None
         self.orders.owns = None
         self._owned = set()
@@ -558,12 +629,49 @@ class KafkaBackend:
                 with contextlib.suppress(Exception):
                     client.close()
         self._reader = self._admin = None
-        self._r.close()
+        with contextlib.suppress(Exception):
+            self._r.close()
+
+    # -- dead letters -------------------------------------------------------------
+
+    def dead_letters(self) -> list[DeadLetter]:
+        replayed = {int(o) for o in self._r.smembers(f"{self._p}dlq:replayed")}
+        return [
+            replace(letter, replayed=letter.offset in replayed)
+            for letter in read_dead_letters(self._reader_consumer(), self.config.dlq_topic)
+        ]
+
+    def mark_replayed(self, offset: int) -> bool:
+        """Remember a replay; False when that dead letter was replayed already."""
+        return bool(self._r.sadd(f"{self._p}dlq:replayed", offset))
 
     # -- check ----------------------------------------------------------------
 
+    def _settle_transactions(self, timeout: float = 15.0) -> None:
+        """Wait until transactions open now are decided, so what Redis shows is readable.
+
+        A batch is projected into Redis right after its commit, a moment before
+        the broker writes the commit markers that make it visible to
+        read_committed readers; ``check`` waits for the markers instead of
+        reporting that gap as a problem.
+        """
+        tps = [TopicPartition(self.config.events_topic, p) for p in range(self.partitions)]
+        raw = KafkaConsumer(**kafka_kwargs(self.config), isolation_level="read_uncommitted")
+        try:
+            high = raw.end_offsets(tps, timeout_ms=_OFFSETS_TIMEOUT_MS)
+        finally:
+            raw.close()
+        deadline = time.monotonic() + timeout
+        reader = self._reader_consumer()
+        while time.monotonic() < deadline:
+            stable = reader.end_offsets(tps, timeout_ms=_OFFSETS_TIMEOUT_MS)
+            if all(stable[tp] >= high[tp] for tp in tps):
+                return
+            time.sleep(0.05)
+
     def _scan_topic(self) -> Iterator[list[Event]]:
         """Every order's events from the events topic itself (the source of truth)."""
+        self._settle_transactions()
         by_order: dict[str, list[Event]] = {}
         starts = dict.fromkeys(range(self.partitions), 0)
         for _partition, _offset, value in self._read_events(starts):

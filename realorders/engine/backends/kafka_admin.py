@@ -13,11 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import (
-    CoordinatorLoadInProgressError,
-    CoordinatorNotAvailableError,
-    TopicAlreadyExistsError,
-)
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from realorders.config import Config
 from realorders.engine.backends.connect import kafka_kwargs
@@ -97,8 +93,8 @@ def _retrying(call: Callable[[], Any], seconds: float = 15.0) -> Any:
     while True:
         try:
             return call()
-        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
-            if time.monotonic() > deadline:
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 
@@ -110,7 +106,7 @@ def group_lag(config: Config, reader: KafkaConsumer, admin: Any) -> int:
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     if not tps:
         return 0
-    ends = reader.end_offsets(tps)
+    ends = _retrying(lambda: reader.end_offsets(tps, timeout_ms=5_000))
     result = _retrying(lambda: admin.list_group_offsets(config.kafka_group))
     committed = result.get(config.kafka_group, result) if isinstance(result, dict) else {}
     lag = 0
