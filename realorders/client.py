@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from realorders.catalogue_file import MAX_STOCK, ProductRow, read_inventory
 from realorders.check import CheckReport, check
@@ -54,6 +54,9 @@ from realorders.importer import ImportReport, import_orders
 from realorders.intake import Format, order_from_obj
 
 __all__ = ["BACKENDS", "Client", "OrderView", "order_dict", "queued_order_dict"]
+
+if TYPE_CHECKING:
+    from realorders.engine.backends.kafka_dlq import DeadLetter
 
 _SETTLED = TERMINAL | {Status.BACKORDERED}
 
@@ -496,6 +499,59 @@ class Client:
 
     def check(self) -> CheckReport:
         return check(self.backend)
+
+    # -- dead letters (distributed mode) ---------------------------------------
+
+    def _dead_letter_store(self) -> Any:
+        if not self.scales_out:
+            raise UsageError(
+                "dead letters exist in the distributed mode only (--backend kafka): "
+                "the embedded mode refuses bad input at intake"
+            )
+        return self.backend
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Poison commands the engines set aside, oldest first."""
+        letters: list[DeadLetter] = self._dead_letter_store().dead_letters()
+        return letters
+
+    def replay_dead_letter(self, offset: int, value: bytes | None = None) -> str:
+        """Re-drive one dead letter (or a corrected ``value``) through normal intake.
+
+        Refused when it is still not a command, or was replayed already. Returns
+        what was done, in words.
+        """
+        from realorders.engine.backends.kafka_log import Poison, decode_command
+
+        store = self._dead_letter_store()
+        letter = next((d for d in store.dead_letters() if d.offset == offset), None)
+        if letter is None:
+            raise NotFoundError(f"no dead letter at offset {offset}")
+        if letter.replayed:
+            raise RefusedError(f"dead letter {offset} was replayed already")
+        raw = letter.value if value is None else value
+        try:
+            command = decode_command(raw, 0, offset)
+        except Poison as exc:
+            raise InputError(f"dead letter {offset}: still not a command: {exc}") from None
+        body = command.body
+        if command.kind is CommandKind.SUBMIT:
+            result = self.submit(Order.from_dict(body))
+            done = f"order {result.order_id} {result.outcome.value}"
+        elif command.kind is CommandKind.CANCEL:
+            assert command.order_id is not None
+            self.cancel(command.order_id, body.get("reason"))
+            done = f"cancel of {command.order_id} queued"
+        elif command.kind is CommandKind.RESTOCK:
+            self.restock(body["product_id"], int(body["quantity"]))
+            done = f"restock of {body['product_id']} queued"
+        elif command.kind is CommandKind.SET_STOCK:
+            self.set_stock(body["product_id"], int(body["quantity"]))
+            done = f"stock of {body['product_id']} set"
+        else:
+            raise RefusedError(f"dead letter {offset}: a {command.kind.value} is not replayed")
+        store.mark_replayed(offset)
+        return done
 
 
 async def _run_engine(engine: Engine, until_idle: bool, handle_signals: bool) -> EngineStats:

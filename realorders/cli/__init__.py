@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from . import catalogue, config, dashboard, engine, orders, tracking  # noqa: F401  (registers the commands)
+from . import (  # noqa: F401  (registers the commands)
+    catalogue,
+    config,
+    dashboard,
+    dlq,
+    engine,
+    orders,
+    tracking,
+)
 from .app import app, run_cli
 
 __all__ = ["app", "main"]

@@ -195,8 +195,9 @@ def main_options(
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    # kafka-python narrates every connection at INFO; its warnings and errors still show
-    logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.ERROR)
+    # kafka-python narrates every connection, and logs each retry of a lost broker as an
+    # error; realorders says itself, in one line, when a service goes away and comes back
+    logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -67,7 +67,7 @@ def with_iso_times(data: dict[str, Any]) -> dict[str, Any]:
 def _warn_if_no_engine(client: Client) -> None:
     if not client.engine_running():
         err.print(
-            f"note: no engine is running on {client.backend.path}; start one with "
+            f"note: no engine is running on {client.where()}; start one with "
             "`realorders run` to process queued commands",
             highlight=False,
         )

@@ -12,6 +12,7 @@ import json
 import random
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,20 +40,21 @@ class KafkaCli:
         return proc
 
 
+def kafka_env(bootstrap: str, redis_url: str, prefix: str) -> dict[str, str]:
+    return {
+        "REALORDERS_BACKEND": "kafka",
+        "REALORDERS_KAFKA_BOOTSTRAP": bootstrap,
+        "REALORDERS_REDIS_URL": redis_url,
+        "REALORDERS_KAFKA_TOPIC_PREFIX": prefix,
+        "REALORDERS_REDIS_PREFIX": prefix,
+        "REALORDERS_KAFKA_GROUP": f"{prefix}-engine",
+        "REALORDERS_KAFKA_PARTITIONS": "4",
+    }
+
+
 @pytest.fixture
 def kafka_cli(cli: Any, kafka_server: Any, redis_server: Any, kafka_prefix: str) -> KafkaCli:
-    return KafkaCli(
-        cli,
-        {
-            "REALORDERS_BACKEND": "kafka",
-            "REALORDERS_KAFKA_BOOTSTRAP": kafka_server.bootstrap,
-            "REALORDERS_REDIS_URL": redis_server.url,
-            "REALORDERS_KAFKA_TOPIC_PREFIX": kafka_prefix,
-            "REALORDERS_REDIS_PREFIX": kafka_prefix,
-            "REALORDERS_KAFKA_GROUP": f"{kafka_prefix}-engine",
-            "REALORDERS_KAFKA_PARTITIONS": "4",
-        },
-    )
+    return KafkaCli(cli, kafka_env(kafka_server.bootstrap, redis_server.url, kafka_prefix))
 
 
 def write_inventory(path: Path, stock: int) -> Path:
@@ -76,8 +78,8 @@ def write_orders(path: Path, count: int, seed: int = 3) -> Path:
     return path
 
 
-def start_engine(cli: KafkaCli) -> subprocess.Popen[bytes]:
-    return cli.popen("run")
+def start_engine(cli: KafkaCli, *options: str) -> subprocess.Popen[bytes]:
+    return cli.popen("run", *options)
 
 
 def stats(cli: KafkaCli) -> dict[str, Any]:
@@ -89,13 +91,35 @@ def stats(cli: KafkaCli) -> dict[str, Any]:
 def wait_finished(cli: KafkaCli, count: int, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        data = stats(cli)
+        result = cli("stats", "--json", timeout=30)
+        if result.returncode != 0:  # a service restarting: the reader says so and exits 1
+            assert "Traceback" not in result.stderr, result.stderr
+            assert time.monotonic() < deadline, result.stderr
+            time.sleep(0.5)
+            continue
+        data = json.loads(result.stdout)
         settled = data["finished"] + data["by_status"].get("backordered", 0)
         if data["orders"] == count and settled == count:
             return data
         if time.monotonic() > deadline:
             raise AssertionError(f"not settled after {timeout} s: {data}")
         time.sleep(0.5)
+
+
+def wait_engines_share(cli: KafkaCli, count: int, timeout: float = 60) -> None:
+    """Until ``count`` engines have reported owning partitions (their heartbeats, in Redis)."""
+    from realorders import Client
+    from realorders.config import load_config
+
+    deadline = time.monotonic() + timeout
+    with Client(config=load_config({}, cli.env), create=False) as client:
+        while True:
+            engines = client.backend._engines()  # type: ignore[attr-defined]
+            owners = [e for e in engines if e["partitions"]]
+            if len(owners) == count:
+                return
+            assert time.monotonic() < deadline, engines
+            time.sleep(0.2)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> str:
@@ -112,6 +136,10 @@ def test_two_engines_share_the_orders(kafka_cli: KafkaCli, tmp_path: Path) -> No
     assert again.returncode == 0
     engines = [start_engine(cli), start_engine(cli)]
     try:
+        try:
+            wait_engines_share(cli, 2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n" + "\n".join(stop(p) for p in engines)) from None
         result = cli("import", str(write_orders(tmp_path / "orders.ndjson", 3000)), check=True)
         assert "3,000" in result.stderr + result.stdout or "3000" in result.stderr + result.stdout
         done = wait_finished(cli, 3000, timeout=180)
@@ -127,23 +155,199 @@ def test_two_engines_share_the_orders(kafka_cli: KafkaCli, tmp_path: Path) -> No
 def test_kill_9_one_engine_the_other_takes_over(kafka_cli: KafkaCli, tmp_path: Path) -> None:
     cli = kafka_cli
     cli("init", "--inventory", str(write_inventory(tmp_path / "inv.csv", 300)), check=True)
-    victim, survivor = start_engine(cli), start_engine(cli)
+    # a packing delay keeps orders in flight (timers in the engine's memory) when the victim
+    # dies: the survivor must find them in the read model and finish them
+    victim, survivor = (start_engine(cli, "--delays", "pack=2") for _ in range(2))
     try:
+        wait_engines_share(cli, 2)
         # scarce stock: some orders backorder, so reservations and releases both matter
-        cli("import", str(write_orders(tmp_path / "orders.ndjson", 6000, seed=5)), check=True)
+        cli("import", str(write_orders(tmp_path / "first.ndjson", 6000, seed=5)), check=True)
         deadline = time.monotonic() + 60
-        while (finished := stats(cli)["finished"]) < 300 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while stats(cli)["by_status"]["reserved"] < 500:
+            assert time.monotonic() < deadline, "orders never got in flight"
+            time.sleep(0.05)
         victim.send_signal(signal.SIGKILL)
-        assert finished < 6000, "the engines finished before the kill: nothing was tested"
         victim.communicate(timeout=30)
-        wait_finished(cli, 6000, timeout=240)
+        # half of these land on the dead engine's partitions: only a takeover finishes them
+        cli("import", str(write_orders(tmp_path / "more.ndjson", 1000, seed=6)), check=True)
+        wait_finished(cli, 7000, timeout=240)
     finally:
         survivor_log = stop(survivor)
         if victim.poll() is None:
             victim.kill()
             victim.communicate(timeout=30)
     assert "now owns partitions [0, 1, 2, 3]" in survivor_log, survivor_log  # took over
+    assert "orders in flight" in survivor_log, survivor_log  # and re-armed the victim's timers
     report = cli("check", check=False)
     assert report.returncode == 0, report.stdout + report.stderr
     assert "every invariant holds" in report.stdout + report.stderr
+
+
+def test_poison_commands_go_to_the_dlq_and_replay(
+    kafka_cli: KafkaCli, tmp_path: Path, kafka_server: Any
+) -> None:
+    from kafka import KafkaProducer
+
+    cli = kafka_cli
+    cli("init", "--inventory", str(write_inventory(tmp_path / "inv.csv", 100)), check=True)
+    topic = cli.env["REALORDERS_KAFKA_TOPIC_PREFIX"] + ".commands"
+    producer = KafkaProducer(bootstrap_servers=kafka_server.bootstrap)
+    producer.send(topic, key=b"fixme-1", value=b'{"kind": "submit", "order_id": "fixme-1", "bo')
+    producer.send(topic, key=b"o9", value=json.dumps({"kind": "refund", "body": {}}).encode())
+    producer.flush()
+    producer.close()
+    engine = start_engine(cli)
+    try:
+        # processing goes on around the poison
+        after = cli("submit", "-c", "ada", "-i", "SKU-01=2", "--wait", "--timeout", "60")
+        assert after.returncode == 0, after.stderr
+        deadline = time.monotonic() + 60
+        while len(letters := json.loads(cli("dlq", "list", "-f", "json").stdout)) < 2:
+            assert time.monotonic() < deadline, letters
+            time.sleep(0.2)
+        reasons = sorted(d["reason"] for d in letters)
+        assert reasons[0].startswith("not JSON"), reasons
+        assert reasons[1] == "unknown command kind 'refund'"
+        assert all(d["source"].startswith(topic + ":") for d in letters)
+        junk = next(d for d in letters if d["reason"].startswith("not JSON"))
+
+        refused = cli("dlq", "replay", str(junk["offset"]))
+        assert refused.returncode == 1
+        assert "still not a command: not JSON" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+        fixed = {
+            "kind": "submit",
+            "order_id": "fixme-1",
+            "body": {
+                "id": "fixme-1",
+                "customer_id": "ada",
+                "items": [{"product_id": "SKU-00", "quantity": 1}],
+            },
+        }
+        (tmp_path / "fixed.json").write_text(json.dumps(fixed))
+        replay = cli(
+            "dlq", "replay", str(junk["offset"]), "--value-file", str(tmp_path / "fixed.json")
+        )
+        assert replay.returncode == 0, replay.stderr
+        assert "order fixme-1 accepted" in replay.stderr
+        again = cli("dlq", "replay", str(junk["offset"]))
+        assert again.returncode == 1
+        assert "replayed already" in again.stderr
+        waited = cli("watch", "fixme-1", "--from-start", "--until-done", "--timeout", "60")
+        assert waited.returncode == 0, waited.stderr
+        assert json.loads(cli("show", "fixme-1", "--json").stdout)["status"] == "delivered"
+        left = json.loads(cli("dlq", "list", "-f", "json").stdout)
+        assert [d["reason"] for d in left] == ["unknown command kind 'refund'"]
+        assert len(json.loads(cli("dlq", "list", "--all", "-f", "json").stdout)) == 2
+    finally:
+        stop(engine)
+    report = cli("check", check=False)
+    assert report.returncode == 0, report.stdout + report.stderr
+
+
+def run_through_an_outage(cli: KafkaCli, tmp_path: Path, outage: Any) -> str:
+    """Feed orders in chunks (as a CI script would, retrying a chunk that fails), break a
+    service once the engine is busy, and require every order done and ``check`` clean."""
+    cli("init", "--inventory", str(write_inventory(tmp_path / "inv.csv", 100_000)), check=True)
+    chunks = [write_orders(tmp_path / f"chunk{i}.ndjson", 500, seed=20 + i) for i in range(8)]
+    failures: list[str] = []
+
+    def feed() -> None:
+        for chunk in chunks:
+            while True:
+                result = cli("import", str(chunk), timeout=60)
+                if result.returncode == 0:
+                    break
+                failures.append(result.stderr.strip())  # the service is down: try again
+                time.sleep(0.5)
+            time.sleep(0.3)
+
+    engine = start_engine(cli)
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (finished := stats(cli)["finished"]) < 800 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert finished < 4000, "the engine finished before the outage: nothing was tested"
+        outage()
+        feeder.join(timeout=180)
+        try:
+            wait_finished(cli, 4000, timeout=120)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nengine log:\n{stop(engine)[-6000:]}") from None
+    finally:
+        feeder.join(timeout=60)
+        log = stop(engine)
+    for failure in failures:
+        assert "Traceback" not in failure, failure
+        assert failure.startswith("error: "), failure
+    assert "Traceback" not in log, log
+    report = cli("check", check=False)
+    assert report.returncode == 0, report.stdout + report.stderr + log
+    return log
+
+
+def test_redis_restart_mid_run(
+    cli: Any, kafka_server: Any, restartable_redis: Any, kafka_prefix: str, tmp_path: Path
+) -> None:
+    kcli = KafkaCli(cli, kafka_env(kafka_server.bootstrap, restartable_redis.url, kafka_prefix))
+
+    def outage() -> None:
+        restartable_redis.stop()
+        time.sleep(3)
+        restartable_redis.restart()
+
+    log = run_through_an_outage(kcli, tmp_path, outage)
+    assert "engine paused: Redis unavailable" in log, log
+    assert "engine resuming on" in log, log
+
+
+def test_broker_restart_mid_run(
+    cli: Any, restartable_kafka: Any, redis_server: Any, kafka_prefix: str, tmp_path: Path
+) -> None:
+    kcli = KafkaCli(cli, kafka_env(restartable_kafka.bootstrap, redis_server.url, kafka_prefix))
+
+    def outage() -> None:
+        restartable_kafka.stop()
+        time.sleep(3)
+        restartable_kafka.restart()
+
+    log = run_through_an_outage(kcli, tmp_path, outage)
+    assert "engine paused:" in log, log
+
+
+def test_sasl_plain_wrong_password_is_one_clear_line_and_the_right_one_works(
+    cli: Any, sasl_kafka_server: Any, redis_server: Any, kafka_prefix: str, tmp_path: Path
+) -> None:
+    env = kafka_env(sasl_kafka_server.bootstrap, redis_server.url, kafka_prefix)
+    env |= {
+        "REALORDERS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "REALORDERS_KAFKA_SASL_MECHANISM": "PLAIN",
+        "REALORDERS_KAFKA_USERNAME": sasl_kafka_server.sasl_user,
+    }
+    wrong = KafkaCli(cli, env | {"REALORDERS_KAFKA_PASSWORD": "not-the-password"})
+    started = time.monotonic()
+    refused = wrong("init")
+    assert refused.returncode == 1
+    assert time.monotonic() - started < 20  # not kafka-python's long bootstrap timeout
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert f"Kafka at {sasl_kafka_server.bootstrap} refused the credentials" in lines[0]
+    assert f"user {sasl_kafka_server.sasl_user}" in lines[0]
+    assert "not-the-password" not in refused.stderr + refused.stdout
+    shown = wrong("config", "show")
+    assert "not-the-password" not in shown.stdout + shown.stderr
+
+    right = KafkaCli(cli, env | {"REALORDERS_KAFKA_PASSWORD": sasl_kafka_server.sasl_password})
+    right("init", "--inventory", str(write_inventory(tmp_path / "inv.csv", 10)), check=True)
+    engine = start_engine(right)
+    try:
+        done = right("submit", "-c", "ada", "-i", "SKU-03=2", "--wait", "--timeout", "60")
+        assert done.returncode == 0, done.stderr
+    finally:
+        log = stop(engine)
+    assert "now owns partitions" in log, log
+    assert sasl_kafka_server.sasl_password not in log
+    assert right("check").returncode == 0
