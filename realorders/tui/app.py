@@ -208,30 +208,39 @@ class DashboardApp(App[None]):
 
     @staticmethod
     def _empty_text(frame: Frame) -> Text:
-        """What to run next, spelled for this very store (commands take ``--db``)."""
-        rel = shlex.quote(frame.store)
-        if frame.problem is not None and Path(frame.store).exists():
-            return Text.assemble(
-                ("This is not a store the dashboard can read.\n", "bold"),
-                (frame.problem, "yellow"),
-                "\n\nCheck --db / REALORDERS_DB; the dashboard keeps retrying.",
+        """What to run next, spelled for this very store (``--db PATH`` or the Kafka settings)."""
+        if frame.cli is None:  # a file: commands take --db; the file says if a store exists
+            cli = f"realorders --db {shlex.quote(frame.store)}"
+            missing = not Path(frame.store).exists()
+            unreadable = "This is not a store the dashboard can read.\n"
+            fix = "\n\nCheck --db / REALORDERS_DB; the dashboard keeps retrying."
+            watching, demo = "", "\nor see the whole product at once: realorders demo --dashboard"
+        else:
+            cli, missing = frame.cli, frame.missing
+            unreadable = "The dashboard cannot reach the store.\n"
+            fix = (
+                "\n\nCheck that Kafka and Redis run there and the settings "
+                "(`realorders config show`); the dashboard keeps retrying."
             )
+            watching, demo = f"\n\nWatching {frame.store}.", ""
+        if frame.problem is not None and not missing:
+            return Text.assemble((unreadable, "bold"), (frame.problem, "yellow"), watching, fix)
         if frame.problem is not None:
             return Text.assemble(
                 ("Nothing to show yet.\n", "bold"),
                 (frame.problem, "yellow"),
+                watching,
                 "\n\nThe dashboard keeps looking; start with:\n"
-                f"  realorders --db {rel} init --inventory inventory.csv\n"
-                f"  realorders --db {rel} import orders.ndjson\n"
-                f"  realorders --db {rel} run\n"
-                "or see the whole product at once: realorders demo --dashboard",
+                f"  {cli} init --inventory inventory.csv\n"
+                f"  {cli} import orders.ndjson\n"
+                f"  {cli} run{demo}",
             )
         return Text.assemble(
             ("No orders yet in this store.\n", "bold"),
             "Submit or import some, and start the engine:\n"
-            f"  realorders --db {rel} submit --customer c-1 --item SKU=2\n"
-            f"  realorders --db {rel} import orders.ndjson\n"
-            f"  realorders --db {rel} run",
+            f"  {cli} submit --customer c-1 --item SKU=2\n"
+            f"  {cli} import orders.ndjson\n"
+            f"  {cli} run",
         )
 
     # -- actions ----------------------------------------------------------------

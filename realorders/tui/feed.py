@@ -8,10 +8,15 @@ Per tick the feed reads only what stays cheap at a million orders: the open
 orders' counts (a partial index), one window of rows, stock levels, and the
 events committed since the last tick. Terminal totals are counted once, then
 advanced by the terminal events in the tail.
+
+The store is a :class:`~realorders.config.Config`, so the same feed watches a
+SQLite file or the distributed mode (Kafka + Redis): it opens
+``Client(config=..., create=False)`` and reads the ports both implement.
 """
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,9 +25,12 @@ from enum import StrEnum
 from pathlib import Path
 
 from realorders.client import Client
+from realorders.config import SETTINGS, Config, mask_url
 from realorders.domain import TERMINAL, OrderState, Status
-from realorders.engine.ports import OrderFilter, StockLevel, percentile
-from realorders.errors import RealordersError
+from realorders.engine.backends.connect import probe_kafka, redis_location
+from realorders.engine.ports import EngineInfo, OrderFilter, StockLevel, percentile
+from realorders.engine.resilience import outage_reason
+from realorders.errors import RealordersError, ServiceUnavailableError, UsageError
 
 __all__ = [
     "DEFAULT_STUCK_AFTER",
@@ -32,6 +40,7 @@ __all__ = [
     "OrderRow",
     "StuckOrder",
     "ViewFilter",
+    "cli_prefix",
     "parse_duration",
     "parse_stuck_after",
 ]
@@ -153,6 +162,11 @@ class Frame:
     stuck_more: bool = False  # more stuck orders than the window shows
     head: int = 0  # cursor of the newest event this frame includes
     newest_event_at: float | None = None
+    engines: int = 0  # engines sharing the work (several in the distributed mode)
+    #: how a command names this store (``realorders --backend kafka …``); None: the
+    #: store is the file ``store`` and commands take ``--db``
+    cli: str | None = None
+    missing: bool = False  # the services answer but hold no store yet: `init` creates it
 
     @property
     def in_flight(self) -> int:
@@ -205,19 +219,84 @@ def _row(state: OrderState) -> OrderRow:
     )
 
 
+def cli_prefix(config: Config) -> str | None:
+    """The start of a command line that reaches the store ``config`` names.
+
+    None for a SQLite file: the dashboard spells ``realorders --db PATH`` itself.
+    For the distributed mode, ``realorders --backend kafka`` and the settings
+    given as flags or in code; those from the environment or a config file
+    reach the command the same way (``--config`` is repeated when a file was
+    read). Secrets are never spelled, nor a Redis URL that carries a password
+    (the CLI refuses one as a flag).
+    """
+    if config.backend != "kafka":
+        return None
+    words = ["realorders"]
+    if config.config_file is not None:
+        words += ["--config", str(config.config_file)]
+    words += ["--backend", "kafka"]
+    for setting in SETTINGS:
+        if setting.flag is None or setting.name in ("backend", "db"):
+            continue
+        if config.source_of(setting.name) not in ("flag", "argument"):
+            continue
+        value = getattr(config, setting.name)
+        if value is None or (setting.name == "redis_url" and mask_url(value) != value):
+            continue
+        words += [setting.flag, str(value)]
+    return shlex.join(words)
+
+
+def _where(config: Config) -> str:
+    """The store as :meth:`Client.where` names it, before one could be opened."""
+    if config.backend != "kafka":
+        return str(config.db)
+    return (
+        f"Kafka {config.kafka_bootstrap} (topics {config.kafka_topic_prefix}.*) and "
+        f"Redis {redis_location(config.redis_url)} (prefix {config.redis_prefix})"
+    )
+
+
+def _engine_count(client: Client) -> int | None:
+    """Engines with a fresh heartbeat, from a backend that can count them cheaply.
+
+    Only the distributed mode runs several; a backend without ``engine_count``
+    (SQLite: one engine lock) gives None and the feed asks ``engine_running``.
+    """
+    count = getattr(client.backend, "engine_count", None)
+    return None if count is None else int(count())
+
+
+def _reason(exc: Exception, services: bool) -> str:
+    """One line saying why the store cannot be read."""
+    if isinstance(exc, RealordersError):
+        return str(exc)
+    # a lost broker or Redis, in the engine's own words (a file store has neither)
+    outage = outage_reason(exc) if services else None
+    return outage if outage is not None else f"cannot read it: {exc}"
+
+
 class Feed:
-    """Gathers frames from one store; open it in the thread that polls it."""
+    """Gathers frames from one store; open it in the thread that polls it.
+
+    ``store`` is a :class:`~realorders.config.Config` (a SQLite file or Kafka +
+    Redis) or, for short, the path of a SQLite file.
+    """
 
     def __init__(
         self,
-        db: str | Path,
+        store: Config | str | Path,
         *,
         window: int = 100,
         stuck_after: dict[Status, float] | None = None,
         history: int = 120,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.db = Path(db)
+        self.config = store if isinstance(store, Config) else Config(db=Path(store))
+        #: the SQLite file watched (its replacement is noticed); None for Kafka + Redis
+        self.db: Path | None = None if self.config.backend == "kafka" else self.config.db
+        self.cli = cli_prefix(self.config)
+        self.store = _where(self.config)
         self.window = window
         self.stuck_after = stuck_after or dict(DEFAULT_STUCK_AFTER)
         self.filter = ViewFilter()
@@ -240,41 +319,72 @@ class Feed:
 
     def client(self) -> Client:
         """The open store, for actions (cancel, restock) taken from the dashboard."""
-        try:
-            identity = self.db.stat().st_ino
-        except OSError:
-            raise RealordersError(f"no database at {self.db} yet") from None
-        if self._client is not None and identity != self._identity:
-            self.close()  # the file was replaced (a new demo, a restore): start over
-            self._terminal = None
+        identity = None
+        if self.db is not None:
+            try:
+                identity = self.db.stat().st_ino
+            except OSError:
+                raise RealordersError(f"no database at {self.db} yet") from None
+            if self._client is not None and identity != self._identity:
+                self.close()  # the file was replaced (a new demo, a restore): start over
+                self._terminal = None
         if self._client is None:
-            self._client = Client(self.db, create=False)
+            client = Client(config=self.config, create=False)  # PINGs Redis
+            if self.db is None:
+                try:  # kafka-python would take 30 s to say the broker is gone; this, one round trip
+                    probe_kafka(self.config)
+                except Exception:
+                    client.close()
+                    raise
+            self._client = client
             self._identity = identity
+            self.store = client.where()
         return self._client
 
     def poll(self) -> Frame:
         """One frame; a store that cannot be read gives an 'unreachable' frame, not an error."""
         now = self._clock()
+        opening = self._client is None
         try:
             client = self.client()
+            opening = False
             return self._gather(client, now)
         except Exception as exc:  # a live view reports and retries; it never dies
             self.close()
             self._terminal = None
+            return self._unreachable(now, exc, opening)
+
+    def _unreachable(self, now: float, exc: Exception, opening: bool) -> Frame:
+        reason = _reason(exc, services=self.db is None)
+        if self.db is not None:
             hint = " — create it with `realorders init`" if not self.db.exists() else ""
-            reason = str(exc) if isinstance(exc, RealordersError) else f"cannot read it: {exc}"
             return Frame(now, str(self.db), EngineState.UNREACHABLE, problem=f"{reason}{hint}")
+        # Redis answered but holds no store under the prefix: `init` is what to run
+        missing = (
+            opening
+            and isinstance(exc, RealordersError)
+            and not isinstance(exc, ServiceUnavailableError | UsageError)
+        )
+        return Frame(
+            now,
+            self.store,
+            EngineState.UNREACHABLE,
+            problem=reason,
+            cli=self.cli,
+            missing=missing,
+        )
 
     def _gather(self, client: Client, now: float) -> Frame:
         backend = client.backend
-        running = client.engine_running()
+        engines = _engine_count(client)
+        running = engines > 0 if engines is not None else client.engine_running()
         with client.snapshot():
             info = client.engine_info()
             self._advance(client)
             counts = backend.orders.open_counts() | dict(self._terminal or {})
-            orders = self._orders(client)
+            orders = self._orders(client, info)
             levels = tuple(backend.orders.levels())
-            stuck, stuck_more = self._stuck(client, now)
+            stuck, stuck_more = self._stuck(client, now, info)
             newest = backend.events.tail(self._cursor - 1, 1) if self._cursor else []
         self._rates.append((now, self._cursor, self._finished))
         while len(self._rates) > 2 and now - self._rates[1][0] >= _RATE_WINDOW:
@@ -297,7 +407,7 @@ class Feed:
             engine = EngineState.IDLE
         return Frame(
             taken_at=now,
-            store=str(self.db),
+            store=self.store,
             engine=engine,
             engine_pid=info.pid if running else None,
             backlog=backlog,
@@ -313,6 +423,8 @@ class Feed:
             stuck_more=stuck_more,
             head=self._cursor,
             newest_event_at=newest[0][1].at if newest else None,
+            engines=(1 if running else 0) if engines is None else engines,
+            cli=self.cli,
         )
 
     def _advance(self, client: Client) -> None:
@@ -360,11 +472,12 @@ class Feed:
             self._history.extend([rate] * min(second - start, self._history.maxlen or 1))
             self._second = (second, self._finished)
 
-    def _orders(self, client: Client) -> tuple[OrderRow, ...]:
+    def _orders(self, client: Client, info: EngineInfo) -> tuple[OrderRow, ...]:
         flt, limit = self.filter, self.window
         found: dict[str, OrderRow] = {}
         if flt.status in (None, Status.PENDING):
-            for order, position, at in client.queued(limit, flt.customer_id):
+            queued = client.backend.commands.queued(info.position, limit, flt.customer_id)
+            for order, position, at in queued:
                 if flt.id_prefix and not order.id.startswith(flt.id_prefix):
                     continue
                 if flt.word and not (
@@ -387,7 +500,9 @@ class Feed:
         rows = sorted(found.values(), key=lambda r: r.arrival, reverse=True)
         return tuple(rows[:limit])
 
-    def _stuck(self, client: Client, now: float) -> tuple[tuple[StuckOrder, ...], bool]:
+    def _stuck(
+        self, client: Client, now: float, info: EngineInfo
+    ) -> tuple[tuple[StuckOrder, ...], bool]:
         """Longest waiting first, and whether there are more than the window holds."""
         limit = self.window + 1
         stuck = [
@@ -398,7 +513,8 @@ class Feed:
         # submissions no engine has reached are pending too, the longest of all
         waited = self.stuck_after.get(Status.PENDING)
         if waited is not None:
-            for order, position, at in client.queued(limit, oldest_first=True):
+            queued = client.backend.commands.queued(info.position, limit, oldest_first=True)
+            for order, position, at in queued:
                 if at >= now - waited:
                     break
                 row = OrderRow(

@@ -85,9 +85,12 @@ class KpiBar(Static):
                 )
             )
             return
-        wide = self.size.width >= self.WIDE
-        engine = Text.assemble(("● ", style), (f"engine {frame.engine.value}", style))
-        if frame.engine_pid:
+        width = self.size.width
+        wide = width >= self.WIDE
+        several = frame.engines > 1  # the distributed mode: the group shares the work
+        label = f"{frame.engines} engines" if several else "engine"
+        engine = Text.assemble(("● ", style), (f"{label} {frame.engine.value}", style))
+        if frame.engine_pid and not several:  # one pid of several would mislead
             engine.append(f" pid {frame.engine_pid}", style="dim")
         backlog = Text(f"backlog {frame.backlog:,}")
         if frame.backlog and frame.engine is EngineState.STOPPED:
@@ -115,11 +118,22 @@ class KpiBar(Static):
                 Text(f"low stock {low}", style="bold yellow" if low else ""),
             ]
         )
-        if wide:
+        # The store closes the header: after the rates when it fits, else on a line of its
+        # own (Kafka + Redis is a long name), cut to the width. Narrow, only a cluster's
+        # address is worth a line: a file's name is in the command that opened it.
+        store = Text(frame.store, style="dim")
+        fits = rates.cell_len + 2 + store.cell_len <= width
+        if width:
+            store.truncate(width, overflow="ellipsis")
+        if wide and fits:
             rates.append(f"  {frame.store}", style="dim")
             lines = [Text("  ").join([state, totals]), rates]
+        elif wide:
+            lines = [Text("  ").join([state, totals]), rates, store]
         else:
             lines = [state, totals, rates]
+            if frame.cli is not None:
+                lines.append(store)
         self.update(Text("\n").join(lines))
 
 
