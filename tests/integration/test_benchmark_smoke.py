@@ -72,3 +72,51 @@ def test_dashboard_benchmark_smoke(tmp_path: Path) -> None:
     assert run["frames_per_second"] > 0
     assert run["cores"]["dashboard"] > 0
     assert "| 250 events/s |" in proc.stdout
+
+
+@pytest.mark.services
+@pytest.mark.usefixtures("kafka_available", "redis_available")
+def test_distributed_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "distributed.py"),
+            "--smoke",
+            "--dir",
+            str(tmp_path / "scratch"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    results = json.loads(out.read_text())
+    assert results["n"] == 2000
+    assert results["partitions"] == 12
+    for key in ("cores", "python", "kafka_python", "kafka_crc32c", "broker", "commit"):
+        assert results["machine"][key], key
+    ceiling = results["ceiling"]
+    assert ceiling["records"] == 2000
+    assert ceiling["record_bytes_mean"] > 100  # the benchmark's own command records
+    assert ceiling["produce_records_per_second"] > 0
+    assert ceiling["consume_records_per_second"] > 0
+    (run,) = results["runs"]
+    assert run["engines"] == 1
+    assert run["orders"] == 2000
+    assert run["owned_partitions"] == [list(range(12))]
+    assert run["check"]["ok"]
+    assert run["orders_per_second"] > 0
+    assert run["import_orders_per_second"] >= run["orders_per_second"]
+    assert 0 < run["latency_p50"] <= run["latency_p99"]
+    assert run["latency_p99"] < run["seconds"]
+    assert run["engine_cpu_seconds"] > 0
+    assert run["engine_cpu_per_1000"] == pytest.approx(run["engine_cpu_seconds"] / 2)
+    assert run["cpu_seconds"]["broker"] > 0
+    assert run["cpu_seconds"]["redis"] > 0
+    assert results["summary"]["of_produce_ceiling"]["1"] > 0
+    assert "one_engine_orders_per_second" in results["summary"]
+    assert "| 1 | 2,000 |" in proc.stdout
