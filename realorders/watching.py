@@ -2,14 +2,15 @@
 
 The SQLite event log has no push notifications; a tail query on the integer
 cursor every ``poll`` seconds is cheap (an index range scan returning only
-new rows) and shows each event within one poll of its commit.
+new rows) and shows each event within one poll of its commit. In the
+distributed mode the backend offers ``topic_tail``: the events topic itself.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from realorders.domain import TERMINAL, Event, Status
 
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
     from realorders.client import Client
 
 __all__ = ["follow"]
+
+
+class _Tail(Protocol):
+    def tail(self, after: int, limit: int) -> list[tuple[int, Event]]: ...
+
 
 _PAGE = 1000
 
@@ -37,17 +43,45 @@ def follow(
     when no order is named, once the engine has nothing left to move (no
     backlog and no order between pending and delivered).
     """
-    events = client.backend.events
     named = set(order_ids)
     open_orders = set(named)
+    topic_tail = getattr(client.backend, "topic_tail", None)
+    events: _Tail
     with client.snapshot():  # the cursor and the states must describe the same moment
-        cursor = 0 if from_start else events.head()
+        if topic_tail is not None:  # distributed: the events topic itself, from its end
+            events = topic_tail(from_start=from_start)
+            cursor = 0
+        else:
+            events = client.backend.events
+            cursor = 0 if from_start else events.head()
         if until_done and named:
             # an id not known yet is waited for: it may be about to be submitted
             states = client.backend.orders.get_many(list(named))
             if not from_start:  # a replay shows finished orders' events first
                 open_orders -= {o for o, s in states.items() if s.status in TERMINAL}
+    try:
+        yield from _follow(
+            client, events, cursor, named, open_orders, status, until_done, timeout, poll
+        )
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
+def _follow(
+    client: Client,
+    events: _Tail,
+    start: int,
+    named: set[str],
+    open_orders: set[str],
+    status: Status | None,
+    until_done: bool,
+    timeout: float | None,
+    poll: float,
+) -> Iterator[tuple[int, Event]]:
     deadline = None if timeout is None else time.monotonic() + timeout
+    cursor = start
     quiet = False
     while True:
         if until_done and named and not open_orders:

@@ -142,10 +142,23 @@ def test_two_engines_share_the_orders(kafka_cli: KafkaCli, tmp_path: Path) -> No
             raise AssertionError(f"{exc}\n" + "\n".join(stop(p) for p in engines)) from None
         result = cli("import", str(write_orders(tmp_path / "orders.ndjson", 3000)), check=True)
         assert "3,000" in result.stderr + result.stdout or "3000" in result.stderr + result.stdout
+        # watch reads the events topic itself: every event once, each order's in seq order
+        watched = cli("watch", "--from-start", "--until-done", "--json", "--timeout", "180")
+        assert watched.returncode == 0, watched.stderr
         done = wait_finished(cli, 3000, timeout=180)
         assert done["by_status"]["delivered"] == 3000
+        # from the topic's end (the default): a finished order shows nothing and returns
+        late = cli("watch", "d3-000001", "--until-done", "--json", "--timeout", "60")
+        assert (late.returncode, late.stdout) == (0, ""), late.stderr
     finally:
         logs = [stop(p) for p in engines]
+    records = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert [r["cursor"] for r in records] == list(range(1, 15_001))  # 5 events per order
+    seqs: dict[str, list[int]] = {}
+    for record in records:
+        seqs.setdefault(record["order_id"], []).append(record["seq"])
+    assert len(seqs) == 3000
+    assert all(s == [1, 2, 3, 4, 5] for s in seqs.values())
     for log in logs:
         assert "now owns partitions" in log, log  # both took part
     report = cli("check", check=True)

@@ -19,6 +19,7 @@ are redelivered; the engine looks every order up, so nothing happens twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -42,6 +43,7 @@ from realorders.engine.backends.kafka_compat import install_join_fix
 from realorders.engine.backends.kafka_dlq import DeadLetter, read_dead_letters
 from realorders.engine.backends.kafka_log import Entry, KafkaCommandLog, decode_command
 from realorders.engine.backends.kafka_log import Poison as _Poison
+from realorders.engine.backends.kafka_tail import TopicTail
 from realorders.engine.backends.redis_read import (
     RedisEventLog,
     RedisReadModel,
@@ -82,6 +84,13 @@ def _finish_join(consumer: KafkaConsumer) -> None:
         return
     if getattr(coordinator, "rejoining", False) or getattr(coordinator, "rejoin_needed", False):
         coordinator.poll(timeout_ms=_REBALANCE_POLL_MS)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_hash(key: str) -> int:
+    """murmur2 of a key, as Kafka's default partitioner: cached, an order's id is hashed
+    at each of its steps in a batch (events, holds, projection)."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF)
 
 
 class KafkaBackend:
@@ -149,7 +158,7 @@ class KafkaBackend:
 
     def partition_of(self, key: str) -> int:
         """Kafka's default partitioner, so a key lands where any client would put it."""
-        return int(murmur2(key.encode()) & 0x7FFFFFFF) % self.partitions
+        return _key_hash(key) % self.partitions
 
     def owns(self, order_id: str) -> bool:
         return self.partition_of(order_id) in self._owned
@@ -310,6 +319,23 @@ class KafkaBackend:
             )
         return self._reader
 
+    def topic_tail(self, *, from_start: bool) -> TopicTail:
+        """The events topic followed live (``watch``): its own consumer, closed by the caller."""
+        probe_kafka(self.config)  # an unreachable broker is one clear line, not a client error
+        consumer = KafkaConsumer(
+            **kafka_kwargs(self.config),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        try:
+            return TopicTail(
+                consumer, self.config.events_topic, self.partitions, from_start=from_start
+            )
+        except Exception:
+            consumer.close()
+            raise
+
     def _read_events(self, starts: dict[int, int]) -> Iterator[tuple[int, int, bytes]]:
         """(partition, offset, value) of committed event records from ``starts`` to the end."""
         reader = self._reader_consumer()
@@ -387,18 +413,19 @@ class KafkaBackend:
         buffer.pass_through(changes.position)
         dead, buffer.dead = buffer.dead, []
         offsets = self._offsets_to_commit()
-        by_order: dict[str, list[Event]] = {}
-        for event in changes.events:
-            by_order.setdefault(event.order_id, []).append(event)
+        encoded = [encode_event(e) for e in changes.events]  # once: Kafka and the projection
+        by_order: dict[str, list[bytes]] = {}
+        for event, raw in zip(changes.events, encoded, strict=True):
+            by_order.setdefault(event.order_id, []).append(raw)
         if not (by_order or dead or offsets or changes.stock_up):
             return
         try:
             producer.begin_transaction()
             sent: list[tuple[int, Any]] = []
             topic = self.config.events_topic
-            for order_id, events in by_order.items():
+            for order_id, raws in by_order.items():
                 p = self.partition_of(order_id)
-                value = b"[" + b",".join(encode_event(e) for e in events) + b"]"
+                value = b"[" + b",".join(raws) + b"]"
                 sent.append(
                     (p, producer.send(topic, key=order_id.encode(), value=value, partition=p))
                 )
@@ -416,7 +443,7 @@ class KafkaBackend:
         ends: dict[int, int] = {}
         for p, future in sent:
             ends[p] = max(ends.get(p, 0), future.get(timeout=30).offset + 1)
-        self._apply_projection(changes, ends)
+        self._apply_projection(changes, ends, encoded)
         self._last_position = changes.position
 
     def _offsets_to_commit(self) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -479,18 +506,37 @@ class KafkaBackend:
         """Dead letters with no command around them: a transaction of their own."""
         self.commit(Changes(position=-1))
 
-    def _apply_projection(self, changes: Changes, ends: dict[int, int]) -> None:
+    def _apply_projection(
+        self, changes: Changes, ends: dict[int, int], encoded: list[bytes] | None = None
+    ) -> None:
         if not (changes.orders or ends):
             return
+        if encoded is None:
+            encoded = [encode_event(e) for e in changes.events]
+        partition_of = self.partition_of
+        states = changes.orders.values()
         payload = {
             "orders": [
-                [encode_state(s).decode(), self.partition_of(s.id)] for s in changes.orders.values()
+                [
+                    partition_of(s.id),
+                    s.id,
+                    s.status.value,
+                    s.version,
+                    s.arrival,
+                    s.customer_id,
+                    s.created_at,
+                    s.updated_at,
+                    s.terminal_at,
+                    flat_lines(s.lines()),
+                ]
+                for s in states
             ],
-            "events": [[e.order_id, e.seq, encode_event(e).decode()] for e in changes.events],
+            "events": [[e.order_id, e.seq] for e in changes.events],
             "proj": {str(p): offset for p, offset in ends.items()},
             "now": time.time(),
         }
-        self._project(args=[self._p, orjson.dumps(payload)])
+        rows = [encode_state(s) for s in states]
+        self._project(args=[self._p, orjson.dumps(payload), *rows, *encoded])
 
     # -- engine registry and progress ----------------------------------------
 

@@ -106,6 +106,10 @@ class Entry:
         return -1 if self.command is None else self.command.position
 
 
+def _is_cancel(entry: Entry) -> bool:
+    return entry.command is not None and entry.command.kind is CommandKind.CANCEL
+
+
 class CommandBuffer:
     """Records polled but not yet processed, per partition, handed out oldest position first.
 
@@ -123,9 +127,12 @@ class CommandBuffer:
         self.delivered: list[Entry] = []
         self.done: dict[int, int] = {}  # partition -> next offset to commit
         self.dead: list[Entry] = []
+        self.cancel_count = 0  # cancels held: most batches have none and skip the scan
 
     def add(self, entry: Entry) -> None:
         self.heads.setdefault(entry.partition, deque()).append(entry)
+        if _is_cancel(entry):
+            self.cancel_count += 1
 
     def pass_through(self, position: int | None) -> None:
         """Mark delivered entries up to the command at ``position`` (None: all) processed."""
@@ -143,6 +150,8 @@ class CommandBuffer:
             self.done[entry.partition] = entry.offset + 1
             if entry.command is None:
                 self.dead.append(entry)
+            elif entry.command.kind is CommandKind.CANCEL:
+                self.cancel_count -= 1
         for entry in reversed(delivered[upto:]):
             self.heads.setdefault(entry.partition, deque()).appendleft(entry)
         self.delivered = []
@@ -182,9 +191,13 @@ class CommandBuffer:
             self.done.pop(p, None)
         self.delivered = [e for e in self.delivered if e.partition not in gone]
         self.dead = [e for e in self.dead if e.partition not in gone]
+        held = (e for q in self.heads.values() for e in q)
+        self.cancel_count = sum(map(_is_cancel, (*self.delivered, *held)))
 
     def cancels(self, order_ids: set[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
+        if not self.cancel_count:
+            return found
         for entries in (self.delivered, *self.heads.values()):
             for e in entries:
                 c = e.command
@@ -228,8 +241,9 @@ class KafkaCommandLog:
         if not orders:
             return []
         now = time.time()
-        payload = [[o.id, o.digest().hex(), orjson.dumps(o.to_dict()).decode()] for o in orders]
-        answers = self._claim(args=[self._p, now, orjson.dumps(payload)])
+        bodies = [orjson.dumps(o.to_dict()) for o in orders]
+        claims = orjson.dumps([[o.id, o.digest().hex()] for o in orders])
+        answers = self._claim(args=[self._p, now, claims, *bodies])
         results: list[IntakeResult] = []
         accepted: list[tuple[Order, int]] = []
         for order, answer in zip(orders, answers, strict=True):
@@ -270,8 +284,8 @@ class KafkaCommandLog:
         raw = self._r.hget(f"{self._p}sub", order_id)
         if raw is None:
             return None
-        body, at, _position = orjson.loads(raw)
-        return Order.from_dict(orjson.loads(body)), float(at)
+        _position, at, body = orjson.loads(raw)
+        return Order.from_dict(body), float(at)
 
     def queued(
         self,
@@ -297,8 +311,8 @@ class KafkaCommandLog:
             for raw in self._r.hmget(f"{self._p}sub", page):
                 if raw is None:
                     continue
-                body, at, position = orjson.loads(raw)
-                order = Order.from_dict(orjson.loads(body))
+                position, at, body = orjson.loads(raw)
+                order = Order.from_dict(body)
                 if customer_id is None or order.customer_id == customer_id:
                     found.append((order, int(position), float(at)))
         return found[:limit]

@@ -9,7 +9,8 @@ committed state. Layout (under the store's prefix):
 (prefix search) · ``upd:<status>`` open ids by last change · ``bo:<product>``
 backorders by arrival · ``fin``/``lat`` finished ids by time / by latency ·
 ``counts`` orders per status · ``tail`` a capped stream of every event with
-an integer cursor · ``onhand``/``held``/``ledger`` stock per product.
+an integer cursor (entry ``<n>-1`` holds the chunk of events ending at cursor n) ·
+``onhand``/``held``/``ledger`` stock per product.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _STATUSES = {s.value: s for s in Status}
 _OPEN = [s for s in Status if s not in TERMINAL]
 _IN_FLIGHT = (Status.RESERVED, Status.PACKED, Status.SHIPPED)
 _PAGE = 500
+_TAIL_ENTRIES = 20  # of up to 200 events each (the projection's chunk)
 
 
 def encode_state(state: OrderState) -> bytes:
@@ -304,8 +306,25 @@ class RedisEventLog:
         self._scan = scan
 
     def tail(self, after: int, limit: int) -> list[tuple[int, Event]]:
-        entries = self._r.xrange(f"{self._p}tail", f"{after + 1}-0", "+", count=limit)
-        return [(int(eid.split(b"-")[0]), decode_event(fields[b"e"])) for eid, fields in entries]
+        """Events after ``after``; entry ``<last>-1`` holds the chunk ending at cursor ``last``."""
+        found: list[tuple[int, Event]] = []
+        start = after + 1
+        while len(found) < limit:
+            entries = self._r.xrange(f"{self._p}tail", f"{start}-0", "+", count=_TAIL_ENTRIES)
+            for entry_id, fields in entries:
+                last = int(entry_id.split(b"-")[0])
+                chunk = orjson.loads(fields[b"e"])
+                if chunk and isinstance(chunk[0], str):
+                    chunk = [chunk]  # one event per entry: a store projected before chunking
+                for cursor, event_fields in enumerate(chunk, start=last - len(chunk) + 1):
+                    if cursor > after:
+                        found.append((cursor, event_from_list(event_fields)))
+                        if len(found) == limit:
+                            return found
+                start = last + 1
+            if len(entries) < _TAIL_ENTRIES:
+                break
+        return found
 
     def head(self) -> int:
         return int(self._r.get(f"{self._p}tailseq") or 0)
