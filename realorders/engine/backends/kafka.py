@@ -68,6 +68,8 @@ _REBALANCE_POLL_MS = 15_000
 #: kafka-python's offset lookups wait forever by default (seen: a ListOffsets answer
 #: lost on a broker that had just created the topic); bounded, they fail and retry
 _OFFSETS_TIMEOUT_MS = 10_000  # longer than the session timeout a join may wait out
+_LAG_PATIENCE_FIRST = 15.0  # seconds: a fresh cluster may still be electing the coordinator
+_LAG_PATIENCE_AFTER_FIRST = 2.0
 
 
 def _finish_join(consumer: KafkaConsumer) -> None:
@@ -108,6 +110,7 @@ class KafkaBackend:
         self._futures: list[Any] = []
         self._consumer: KafkaConsumer | None = None
         self._reader: KafkaConsumer | None = None
+        self._lag_patience = _LAG_PATIENCE_FIRST
         self._admin: Any = None
         self._new_partitions: set[int] = set()
         self._last_position = 0
@@ -616,12 +619,18 @@ class KafkaBackend:
     def backlog(self) -> int:
         """Commands in the topic that no engine has committed yet (all partitions)."""
         try:
-            return kafka_admin.group_lag(self.config, self._reader_consumer(), self._admin_client())
+            lag = kafka_admin.group_lag(
+                self.config, self._reader_consumer(), self._admin_client(), self._lag_patience
+            )
         except KafkaError as exc:
             raise ServiceUnavailableError(
                 f"Kafka at {self.config.kafka_bootstrap} did not say how far the engines are "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
+        # the group coordinator answered once: a later failure is an outage, not an
+        # election, and a reader that polls this (the dashboard) should hear it soon
+        self._lag_patience = _LAG_PATIENCE_AFTER_FIRST
+        return lag
 
     def _admin_client(self) -> Any:
         if self._admin is None:

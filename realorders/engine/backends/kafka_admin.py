@@ -99,15 +99,19 @@ def _retrying(call: Callable[[], Any], seconds: float = 15.0) -> Any:
             time.sleep(0.2)
 
 
-def group_lag(config: Config, reader: KafkaConsumer, admin: Any) -> int:
-    """Records on the commands topic past the engines' committed offsets."""
+def group_lag(config: Config, reader: KafkaConsumer, admin: Any, patience: float = 15.0) -> int:
+    """Records on the commands topic past the engines' committed offsets.
+
+    ``patience``: seconds each lookup retries retriable errors before giving up.
+    """
     topic = config.commands_topic
     parts = reader.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     if not tps:
         return 0
-    ends = _retrying(lambda: reader.end_offsets(tps, timeout_ms=5_000))
-    result = _retrying(lambda: admin.list_group_offsets(config.kafka_group))
+    timeout_ms = int(min(5.0, patience) * 1000)
+    ends = _retrying(lambda: reader.end_offsets(tps, timeout_ms=timeout_ms), patience)
+    result = _retrying(lambda: admin.list_group_offsets(config.kafka_group), patience)
     committed = result.get(config.kafka_group, result) if isinstance(result, dict) else {}
     lag = 0
     for tp in tps:
