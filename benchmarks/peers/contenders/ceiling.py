@@ -1,0 +1,89 @@
+"""The ceiling: raw ``executemany`` of the event rows realorders writes, in one transaction.
+
+Not a contender: no orders, no stock, no reads, no commands, no read model,
+only the event rows (as many as realorders writes for this workload: 5 per
+delivered order, 2 per backordered one) into a table shaped like realorders'
+``events`` (same columns, same ``(order_id, seq)`` index) with the connection
+settings of realorders' own store (its ``connect``: WAL, ``synchronous=NORMAL``,
+16 MiB cache). Rows are built outside the clock in chunks of 100,000 so that
+memory stays bounded at any N; only the inserts and the ``COMMIT`` are timed.
+Counts and stock are ``expected()``'s, not read from a store.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common
+import workload
+
+from realorders.engine.backends.sqlite_schema import connect
+
+MODES = ("saturation",)
+KIND = "ceiling"
+CHUNK = 100_000
+DELIVERED = ("pending", "reserved", "packed", "shipped", "delivered")
+BACKORDERED = ("pending", "backordered")
+
+
+def rows(args: common.Args, stock: dict[str, int], at: float) -> Iterator[tuple]:
+    for order in workload.iter_orders(args.n, args.seed, args.products):
+        ok = all(stock[sku] > 0 for sku, _ in order.lines)
+        for seq, status in enumerate(DELIVERED if ok else BACKORDERED, 1):
+            yield (order.order_id, seq, status, at, None)
+
+
+def main() -> None:
+    args = common.parse_args(__doc__.splitlines()[0])
+    conn = connect(args.dir / "ceiling.db")
+    conn.execute(
+        "CREATE TABLE events (cursor INTEGER PRIMARY KEY, order_id TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, status TEXT NOT NULL, at REAL NOT NULL, data BLOB)"
+    )
+    conn.execute("CREATE UNIQUE INDEX events_order_seq ON events(order_id, seq)")
+    stock = workload.stock_for(args.n, args.seed, args.products)
+    source = rows(args, stock, time.time())
+    clock = common.Clock()
+    chunk = [row for _, row in zip(range(CHUNK), source, strict=False)]
+    clock.start()
+    building = 0.0
+    conn.execute("BEGIN IMMEDIATE")
+    while chunk:
+        conn.executemany(
+            "INSERT INTO events (order_id, seq, status, at, data) VALUES (?, ?, ?, ?, ?)", chunk
+        )
+        paused = time.perf_counter()
+        chunk = [row for _, row in zip(range(CHUNK), source, strict=False)]
+        building += time.perf_counter() - paused
+    conn.execute("COMMIT")
+    clock.stop()
+    clock.stop_cpu()
+    clock.seconds -= building
+    events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    conn.close()
+    out = workload.outcome(stock, workload.iter_orders(args.n, args.seed, args.products))
+    common.write_result(
+        args,
+        contender="ceiling",
+        durability="SQLite synchronous=NORMAL, WAL (realorders' connect), one transaction",
+        versions=common.versions("realorders"),
+        clock=clock,
+        events=events,
+        counts=out.counts,
+        stock=out.stock,
+        latency={"p50": 0.0, "p99": 0.0},
+        notes=(
+            f"a ceiling, not a contender: executemany of {events:,} event rows only; counts "
+            "and stock are expected()'s, not read from a store; its CPU includes building "
+            "the rows"
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()

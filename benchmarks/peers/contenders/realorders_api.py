@@ -1,0 +1,131 @@
+"""realorders embedded through its Python API, submit and engine in one process.
+
+- saturation: the README's own recipe, ``Client.submit`` for every order, then
+  ``Client.run(until_idle=True)``. (Submitting from a thread while the engine
+  runs was measured too: about half as fast at saturation, the submitter's and
+  the engine's transactions taking turns through SQLite's busy handler; see
+  benchmarks/README.md.)
+- ``--rate R``: the shape of a Python service that embeds realorders: the
+  engine runs in the main thread (``Client.engine()``) while a submitter
+  thread, with a ``Client`` of its own, calls ``Client.submit`` when each
+  order is due (open loop). The clock stops when the engine has committed the
+  last order's position; with zero delays every order has then settled.
+
+Each ``submit`` is one transaction on the command log (the API has no batch
+submit besides ``import_file``). Counts, stock, events and latency
+(``created_at``, stamped inside ``submit``, to ``terminal_at`` or a
+backorder's ``updated_at``) come back from the store as in realorders_cli.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common
+import workload
+from realorders_cli import DURABILITY, read_back
+
+from realorders import Client, Delays, LineItem, Order
+
+POLL = 0.002  # the submitter's check, after its last submit, that the engine has caught up
+
+
+def main() -> None:
+    args = common.parse_args(__doc__.splitlines()[0])
+    db = args.dir / "realorders.db"
+    inventory = workload.write_inventory(
+        workload.stock_for(args.n, args.seed, args.products), args.dir
+    )
+    with Client(db) as client:
+        client.init(inventory)
+    clock = common.Clock()
+    pacer = common.Pacer(args.rate)
+    if args.rate <= 0:
+        saturate(args, db, clock, pacer)
+    else:
+        paced(args, db, clock, pacer)
+    common.write_result(
+        args,
+        contender="realorders_api",
+        durability=DURABILITY,
+        versions=common.versions("realorders"),
+        clock=clock,
+        pacer=pacer,
+        notes=(
+            (
+                "Client.submit per order, then Client.run(until_idle=True)"
+                if args.rate <= 0
+                else "one process: engine in the main thread, Client.submit per order from a thread"
+            )
+            + "; zero delays; terminal times are the events' `at`, stamped before their "
+            "batch commits"
+        ),
+        **read_back(db),
+    )
+
+
+def to_order(o: workload.Order) -> Order:
+    return Order(o.order_id, o.customer, tuple(LineItem(sku, qty) for sku, qty in o.lines))
+
+
+def saturate(args: common.Args, db: Path, clock: common.Clock, pacer: common.Pacer) -> None:
+    with Client(db) as client:
+
+        def submit(batch: list[workload.Order]) -> None:
+            for o in batch:
+                client.submit(to_order(o))
+
+        pacer.run(workload.iter_orders(args.n, args.seed, args.products), submit, clock)
+        client.run(until_idle=True, delays=Delays(), handle_signals=False)
+        clock.stop()
+        clock.stop_cpu()
+
+
+def paced(args: common.Args, db: Path, clock: common.Clock, pacer: common.Pacer) -> None:
+    engine_client = Client(db)
+    engine = engine_client.engine(delays=Delays())
+    failure: list[BaseException] = []
+
+    def submitter(loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            with Client(db) as client:
+                last = 0
+
+                def submit(batch: list[workload.Order]) -> None:
+                    nonlocal last
+                    for o in batch:
+                        last = client.submit(to_order(o)).position or last
+
+                orders = workload.iter_orders(args.n, args.seed, args.products)
+                pacer.run(orders, submit, clock)
+                while client.backend.position() < last:
+                    time.sleep(POLL)
+                clock.stop()
+        except BaseException as exc:  # surfaced by the main thread
+            failure.append(exc)
+        finally:
+            loop.call_soon_threadsafe(engine.stop)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        thread = threading.Thread(target=submitter, args=(loop,), name="submitter")
+        # started once the engine is up: call_soon runs at the engine loop's first await
+        loop.call_soon(thread.start)
+        await engine.run()
+        thread.join()
+
+    asyncio.run(run())
+    clock.stop_cpu()
+    engine_client.close()
+    if failure:
+        raise failure[0]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""realorders embedded, driven as an operator or a CI job drives it: the console script.
+
+Untimed: the workload's ``inventory.csv`` and ``orders.ndjson``, then
+``realorders init --inventory``. Timed:
+
+- saturation: ``realorders import orders.ndjson`` then ``realorders run
+  --until-idle`` (the README's CI recipe), each its own process, the clock
+  from starting the import to the engine's exit;
+- ``--rate R``: ``realorders run`` is already up; a paced submitter writes one
+  NDJSON line per order, when it is due, into ``realorders import -
+  --batch-size 1`` (each order is appended as it arrives: with a bigger batch
+  the import would hold orders until the batch fills). The clock stops when
+  the engine has committed every command. Latency runs from each order's due
+  time (see ``due_latency``).
+
+Zero fulfilment delays (``--delays pack=0,ship=0,deliver=0``, also the default).
+Counts and stock come back through the Client API; events and latency
+(``terminal_at``, or ``updated_at`` for a backorder, minus ``created_at``, the
+time the order was appended) from the store's tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common
+import workload
+
+from realorders import Client
+
+ZERO_DELAYS = "pack=0,ship=0,deliver=0"
+DURABILITY = (
+    "SQLite synchronous=NORMAL, WAL, one transaction per engine batch "
+    "(up to 2,000 commands; crash = restart from the last commit)"
+)
+LATENCY_SQL_END = "coalesce(terminal_at, updated_at)"
+LATENCY_SQL = f"{LATENCY_SQL_END} - created_at"
+
+
+def realorders_cmd() -> list[str]:
+    script = Path(sys.executable).parent / "realorders"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "realorders"]
+
+
+def clean_env(db: Path) -> dict[str, str]:
+    """Only this run's store: no REALORDERS_* settings from the caller's environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REALORDERS_")}
+    env["REALORDERS_DB"] = str(db)
+    env["REALORDERS_CONFIG"] = os.devnull  # no ./realorders.toml either
+    return env
+
+
+def read_back(db: Path) -> dict[str, Any]:
+    """Final counts, stock, event rows and latency, from the store."""
+    with Client(db, create=False) as client:
+        counts = client.backend.orders.counts()
+        stock = {level.product_id: level.available for level in client.levels()}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        latency = common.percentiles_sql(conn, LATENCY_SQL, "orders")
+    finally:
+        conn.close()
+    return {"counts": counts, "stock": stock, "events": events, "latency": latency}
+
+
+def due_latency(db: Path, pacer: common.Pacer) -> dict[str, dict[str, float]]:
+    """Latency from each order's due time (its index in the schedule), not from its append.
+
+    ``created_at`` is stamped when ``import`` appends the order, after it has
+    waited in the pipe behind orders whose append waited for the engine's write
+    lock; the submit is the line written into the pipe, at its due time (the
+    pacer's own lag is reported beside). Returns the open-loop ``latency``, the
+    append-based one, and the intake's lag behind the schedule.
+    """
+    due = f"({pacer.wall_start!r} + CAST(substr(id, 2) AS INTEGER) / {pacer.rate!r})"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {
+            "latency": common.percentiles_sql(conn, f"{LATENCY_SQL_END} - {due}", "orders"),
+            "latency_from_append": common.percentiles_sql(conn, LATENCY_SQL, "orders"),
+            "intake_lag": common.percentiles_sql(conn, f"created_at - {due}", "orders"),
+        }
+    finally:
+        conn.close()
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path, *args: str) -> None:
+    proc = subprocess.run(
+        [*cmd, *args], env=env, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"realorders {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+
+
+def wait_engine_claimed(db: Path, engine: subprocess.Popen[bytes]) -> None:
+    with Client(db, create=False) as client:
+        deadline = time.monotonic() + 30
+        while not client.engine_running():
+            if engine.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("realorders run did not start")
+            time.sleep(0.02)
+
+
+def wait_processed(db: Path) -> None:
+    """Until the engine has committed every command (zero delays: every order settled)."""
+    with Client(db, create=False) as client:
+        while client.engine_info().backlog:
+            time.sleep(0.005)
+
+
+def main() -> None:
+    args = common.parse_args(__doc__.splitlines()[0])
+    db = args.dir / "realorders.db"
+    orders_file, inventory = workload.write_files_for(args.n, args.seed, args.products, args.dir)
+    cmd = realorders_cmd()
+    env = clean_env(db)
+    run(cmd, env, args.dir, "init", "--inventory", str(inventory))
+    clock = common.Clock()
+    pacer = common.Pacer(args.rate)
+    extra: dict[str, Any] = {}
+    if args.rate <= 0:
+        clock.start()
+        run(cmd, env, args.dir, "import", str(orders_file))
+        run(cmd, env, args.dir, "run", "--until-idle", "--delays", ZERO_DELAYS)
+        clock.stop()
+        clock.stop_cpu()
+        how = "import FILE, then run --until-idle"
+    else:
+        engine_log = (args.dir / "engine.log").open("wb")
+        engine = subprocess.Popen(
+            [*cmd, "run", "--delays", ZERO_DELAYS],
+            env=env,
+            cwd=args.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=engine_log,
+        )
+        wait_engine_claimed(db, engine)
+        intake = subprocess.Popen(
+            [*cmd, "import", "-", "--format", "ndjson", "--batch-size", "1"],
+            env=env,
+            cwd=args.dir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert intake.stdin is not None
+        pipe = intake.stdin
+
+        def submit(batch: list[workload.Order]) -> None:
+            pipe.write(
+                b"".join(
+                    json.dumps(workload.order_json(o), separators=(",", ":")).encode() + b"\n"
+                    for o in batch
+                )
+            )
+            pipe.flush()
+
+        # the same orders as the file, generated again as they fall due
+        pacer.run(workload.iter_orders(args.n, args.seed, args.products), submit, clock)
+        pipe.close()
+        if intake.wait() != 0:
+            raise SystemExit(f"realorders import - failed: {intake.stderr.read().decode()}")
+        wait_processed(db)
+        clock.stop()
+        engine.send_signal(signal.SIGTERM)
+        if engine.wait() != 0:
+            raise SystemExit(f"realorders run failed: see {args.dir / 'engine.log'}")
+        clock.stop_cpu()
+        extra = due_latency(db, pacer)
+        how = "run (already up) fed by import - --batch-size 1, one NDJSON line per order as due"
+    common.write_result(
+        args,
+        contender="realorders_cli",
+        durability=DURABILITY,
+        versions=common.versions("realorders"),
+        clock=clock,
+        pacer=pacer,
+        notes=(
+            f"console scripts: {how}; zero delays; terminal times are the events' `at`, "
+            "stamped before their batch commits"
+        ),
+        **{**read_back(db), **extra},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""Runs every contender as its own subprocess, checks its outcome, and reports.
+
+``benchmarks/peers/run`` is the command; this module is its body (stdlib only,
+so that it can create the peers' venv before anything else is importable).
+Each run is ``python contenders/NAME.py --n N --seed S --dir D --rate R --out F``;
+the harness reaps it with ``os.wait4`` for its CPU and peak RSS (children it
+waited for included), times its whole life, and compares its counts and stock
+with :func:`workload.outcome`. What a contender may declare at module level
+(read with ``ast``, never imported here): ``MAX_N``, ``MODES``, ``KIND``,
+``GROUP``; see README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+import machine
+import report
+import workload
+
+HERE = Path(__file__).resolve().parent
+
+SMOKE = ("realorders_cli", "realorders_api", "sqlite_loop", "sqlite_group", "ceiling")
+LOCAL_MODULES = {"common", "workload"}
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    name: str
+    path: Path
+    max_n: int | None
+    modes: tuple[str, ...]
+    kind: str  # "realorders", "peer" or "ceiling"
+    group: str  # ratios compare contenders of one group ("embedded", "kafka")
+    missing: tuple[str, ...]  # top-level imports not installed in this interpreter
+
+
+def _constant(tree: ast.Module, name: str) -> Any:
+    for node in tree.body:
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value:
+            return ast.literal_eval(node.value)
+    return None
+
+
+def _missing_imports(tree: ast.Module, siblings: set[str]) -> tuple[str, ...]:
+    roots: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    local = LOCAL_MODULES | siblings | set(sys.stdlib_module_names)
+    return tuple(sorted(r for r in roots - local if importlib.util.find_spec(r) is None))
+
+
+def discover(only: list[str] | None) -> list[Contender]:
+    """Every ``contenders/*.py`` (not ``_*``), in a stable order: realorders, peers, ceilings."""
+    paths = sorted(p for p in (HERE / "contenders").glob("*.py") if not p.name.startswith("_"))
+    siblings = {p.stem for p in paths}
+    found = []
+    for path in paths:
+        tree = ast.parse(path.read_text(), str(path))
+        name = path.stem
+        kind = _constant(tree, "KIND") or (
+            "realorders" if name.startswith("realorders") else "peer"
+        )
+        found.append(
+            Contender(
+                name=name,
+                path=path,
+                max_n=_constant(tree, "MAX_N"),
+                modes=tuple(_constant(tree, "MODES") or ("saturation", "rate")),
+                kind=kind,
+                group=_constant(tree, "GROUP") or "embedded",
+                missing=_missing_imports(tree, siblings),
+            )
+        )
+    if only is not None:
+        unknown = set(only) - {c.name for c in found}
+        if unknown:
+            raise SystemExit(
+                f"error: no contender {', '.join(sorted(unknown))}; "
+                f"have {', '.join(c.name for c in found)}"
+            )
+        found = [c for c in found if c.name in only]
+    order = {"realorders": 0, "peer": 1, "ceiling": 2}
+    return sorted(found, key=lambda c: (order.get(c.kind, 1), c.name))
+
+
+def skipped(contender: Contender, n: int, mode: str, args: argparse.Namespace) -> str | None:
+    """Why this run is not made, in words for the table; None to run it."""
+    if mode not in contender.modes:
+        return "n/a"
+    if contender.missing:
+        return f"not installed: {', '.join(contender.missing)}"
+    if contender.max_n is not None and n > contender.max_n:
+        return f"not run: MAX_N {contender.max_n:,}"
+    if mode == "rate" and n > args.rate_max_n:
+        return f"not run: rate runs up to N={args.rate_max_n:,}"
+    return None
+
+
+def run_one(
+    contender: Contender, n: int, mode: str, args: argparse.Namespace, scratch: Path
+) -> dict[str, Any]:
+    """One subprocess; its result with the harness's own measurements added."""
+    rate = args.rate if mode == "rate" else 0.0
+    workdir = scratch / f"{contender.name}-{n}-{mode}"
+    workdir.mkdir(parents=True)
+    out = workdir / "result.json"
+    cmd = [sys.executable, str(contender.path), "--n", str(n), "--seed", str(args.seed)]
+    cmd += ["--dir", str(workdir / "store"), "--rate", f"{rate:g}", "--out", str(out)]
+    base: dict[str, Any] = {"contender": contender.name, "n": n, "mode": mode, "rate": rate}
+    log = workdir / "stderr.log"
+    with log.open("wb") as err:
+        started = time.perf_counter()
+        # a session of its own: on timeout the whole group (its children too) is ended
+        proc = subprocess.Popen(
+            cmd, cwd=HERE, stdout=err, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        status, usage, timed_out = _reap(proc, args.timeout)
+        wall = time.perf_counter() - started
+    base["wall_seconds"] = wall
+    base["cpu_seconds_process"] = usage.ru_utime + usage.ru_stime
+    base["peak_rss_mb"] = usage.ru_maxrss / 1024
+    if timed_out:
+        return {**base, "status": "FAILED", "reason": f"timeout after {args.timeout:g} s"}
+    code = os.waitstatus_to_exitcode(status)
+    text = log.read_text(errors="replace").strip()
+    if code == common.SKIP_EXIT:
+        reason = (text.splitlines()[-1] if text else "skipped").removeprefix("skip: ")
+        if reason.startswith("not installed: "):
+            return {**base, "status": "not installed", "reason": reason.split(": ", 1)[1]}
+        return {**base, "status": "not run", "reason": reason}
+    if code != 0 or not out.exists():
+        last = text.splitlines()[-1] if text else f"exit {code}"
+        if "ModuleNotFoundError" in last:
+            return {**base, "status": "not installed", "reason": last.split(": ", 1)[-1]}
+        return {**base, "status": "FAILED", "reason": f"exit {code}: {last} (log: {log})"}
+    result = json.loads(out.read_text())
+    cpu = result.get("cpu_seconds_window")
+    return {
+        **base,
+        "status": "ok",
+        "result": result,
+        "orders_per_second": n / result["seconds"] if result["seconds"] > 0 else 0.0,
+        "cpu_seconds": cpu if cpu is not None else base["cpu_seconds_process"],
+        "cpu_from": "window" if cpu is not None else "process",
+    }
+
+
+def _reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any, bool]:
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, usage, False
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group we started, nothing else
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = -signal.SIGKILL
+            return status, usage, True
+        time.sleep(0.05)
+
+
+def check(run: dict[str, Any], contender: Contender, want: workload.Outcome) -> None:
+    """Mark a run FAILED when its final state differs from the expected outcome."""
+    if run["status"] != "ok" or contender.kind == "ceiling":
+        return
+    result = run["result"]
+    counts = {k: v for k, v in result["counts"].items() if v}
+    problems = []
+    if counts != want.counts:
+        problems.append(f"counts {counts} != expected {want.counts}")
+    stock = result["stock"]
+    wrong = [sku for sku in want.stock if stock.get(sku) != want.stock[sku]]
+    wrong += [sku for sku in stock if sku not in want.stock]
+    if wrong:
+        sku = wrong[0]
+        problems.append(
+            f"stock differs on {len(wrong)} products (e.g. {sku}: {stock.get(sku)} != "
+            f"expected {want.stock.get(sku)})"
+        )
+    if problems:
+        run["status"] = "FAILED"
+        run["reason"] = "wrong outcome: " + "; ".join(problems)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/peers/run", description="realorders against what a user would pick instead"
+    )
+    parser.add_argument("--n", default="10000,100000,1000000", help="comma-separated order counts")
+    parser.add_argument("--only", help="comma-separated contenders (default: all)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop orders/s")
+    parser.add_argument("--rate-max-n", type=int, default=100_000, help="largest N run at --rate")
+    parser.add_argument("--modes", default="saturation,rate", help="saturation and/or rate")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
+    parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument("--plot", type=Path, help="throughput and p99 vs N (.png or .svg)")
+    parser.add_argument("--dir", type=Path, help="scratch directory (default: a new temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch stores")
+    parser.add_argument("--no-install", action="store_true", help="use this interpreter as is")
+    parser.add_argument(
+        "--smoke", action="store_true", help="--n 2000, realorders and the loops, no install"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.n, args.no_install = "2000", True
+        args.only = args.only or ",".join(SMOKE)
+    args.ns = [int(x.replace("_", "")) for x in args.n.split(",") if x.strip()]
+    args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not args.ns or any(n < 1 for n in args.ns):
+        parser.error("--n needs positive counts")
+    if set(args.mode_list) - {"saturation", "rate"}:
+        parser.error("--modes takes saturation and/or rate")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if not args.no_install:
+        machine.ensure_peers_env(argv)  # re-executes in .cache/peers-venv when needed
+    contenders = discover(args.only.split(",") if args.only else None)
+    scratch = args.dir or Path(tempfile.mkdtemp(prefix="realorders-peers-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    info = machine.describe(argv)
+    runs: list[dict[str, Any]] = []
+    planned = [(n, m, c) for n in args.ns for m in args.mode_list for c in contenders]
+    try:
+        expected: dict[int, workload.Outcome] = {}
+        for index, (n, mode, contender) in enumerate(planned, 1):
+            if n not in expected:  # streamed: the harness stays small (its RSS is the floor)
+                stock = workload.stock_for(n, args.seed)
+                expected[n] = workload.outcome(stock, workload.iter_orders(n, args.seed))
+            why = skipped(contender, n, mode, args)
+            if why is not None:
+                run: dict[str, Any] = {"contender": contender.name, "n": n, "mode": mode}
+                run["status"], run["reason"] = ("n/a", "") if why == "n/a" else why.split(": ", 1)
+            else:
+                run = run_one(contender, n, mode, args, scratch)
+                check(run, contender, expected[n])
+                if not args.keep:
+                    shutil.rmtree(scratch / f"{contender.name}-{n}-{mode}" / "store", True)
+            run["kind"], run["group"] = contender.kind, contender.group
+            runs.append(run)
+            report.progress(index, len(planned), run)
+    finally:
+        if not args.keep and args.dir is None and not any(r["status"] == "FAILED" for r in runs):
+            shutil.rmtree(scratch, ignore_errors=True)
+    info["harness_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    info["load_after"] = os.getloadavg()
+    results = {"machine": info, "rate": args.rate, "seed": args.seed, "runs": runs}
+    results["summary"] = report.summary(runs, args.rate)
+    report.print_table(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if args.plot:
+        report.plot(results, args.plot)
+    return 1 if any(r["status"] == "FAILED" for r in runs) else 0

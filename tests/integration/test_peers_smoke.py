@@ -1,0 +1,53 @@
+"""The peers harness (benchmarks/peers/run) must keep working: its smoke mode, checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = {"realorders_cli", "realorders_api", "sqlite_loop", "sqlite_group", "ceiling"}
+
+
+def test_peers_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "peers.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "peers" / "run"), "--smoke", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    results = json.loads(out.read_text())
+    runs = results["runs"]
+    assert {r["contender"] for r in runs} == SMOKE
+    assert {r["n"] for r in runs} == {2000}
+    for run in runs:
+        if run["contender"] == "ceiling" and run["mode"] == "rate":
+            assert run["status"] == "n/a"
+            continue
+        assert run["status"] == "ok", run
+        result = run["result"]
+        assert run["orders_per_second"] > 0
+        assert run["cpu_seconds"] > 0
+        assert run["peak_rss_mb"] > 0
+        assert result["n"] == 2000
+        assert sum(result["counts"].values()) == 2000
+        assert result["counts"]["backordered"] > 0  # some products were empty
+        assert 0 in result["stock"].values()  # and some ran out
+        if run["contender"] != "ceiling":
+            assert 0 < result["latency"]["p50"] <= result["latency"]["p99"]
+        if run["mode"] == "rate":
+            assert run["rate"] == 1000
+            assert result["seconds"] >= 1.9  # 2,000 orders paced at 1,000/s
+    # every contender wrote the same number of event rows: the lifecycle is the same
+    assert len({r["result"]["events"] for r in runs if r["status"] == "ok"}) == 1
+    assert results["machine"]["versions"]["realorders"]
+    targets = results["summary"]["targets"]
+    assert {t["contender"] for t in targets} == {"realorders_cli", "realorders_api"}
+    assert "| contender | durability | N |" in proc.stdout
+    assert "| sqlite_group | SQLite synchronous=FULL" in proc.stdout
+    assert "realorders_cli" in proc.stdout
