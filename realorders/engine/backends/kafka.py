@@ -14,6 +14,10 @@ next replays the events topic from the projected offset before processing a
 single command. A crash before 2 leaves provisional holds: the next owner puts
 them back in line with the committed state. Commands of an uncommitted batch
 are redelivered; the engine looks every order up, so nothing happens twice.
+
+The events topic's side (projection, take-over, ``check``, ``watch``) is in
+``kafka_projection``; this module keeps what shares the group consumer and the
+transactional producer: ownership, intake produce, the batch commit, liveness.
 """
 
 from __future__ import annotations
@@ -36,22 +40,20 @@ from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
 from realorders.config import Config
-from realorders.domain import Event, apply
-from realorders.engine.backends import kafka_admin, redis_lua
+from realorders.engine.backends import kafka_admin
 from realorders.engine.backends.connect import kafka_kwargs, open_redis, probe_kafka
 from realorders.engine.backends.kafka_compat import install_join_fix
 from realorders.engine.backends.kafka_dlq import DeadLetter, read_dead_letters
 from realorders.engine.backends.kafka_log import Entry, KafkaCommandLog, decode_command
 from realorders.engine.backends.kafka_log import Poison as _Poison
+from realorders.engine.backends.kafka_projection import OFFSETS_TIMEOUT_MS, EventsTopic
 from realorders.engine.backends.kafka_tail import TopicTail
 from realorders.engine.backends.redis_read import (
     RedisEventLog,
     RedisReadModel,
     encode_event,
-    encode_state,
-    event_from_list,
 )
-from realorders.engine.backends.redis_stock import RedisCatalogue, RedisInventory, flat_lines
+from realorders.engine.backends.redis_stock import RedisCatalogue, RedisInventory
 from realorders.engine.ports import Changes, CommandKind, EngineInfo
 from realorders.errors import RealordersError, ServiceUnavailableError
 
@@ -61,13 +63,9 @@ install_join_fix()
 
 log = logging.getLogger("realorders.kafka")
 
-_HOLD_TARGET = {"reserved": "R", "packed": "R", "shipped": "C", "delivered": "C"}
 _ENGINE_STALE = 15.0  # seconds without a heartbeat before an engine counts as gone
 _TXN_TIMEOUT_MS = 10_000  # a killed engine's open transaction blocks readers at most this long
 _REBALANCE_POLL_MS = 15_000
-#: kafka-python's offset lookups wait forever by default (seen: a ListOffsets answer
-#: lost on a broker that had just created the topic); bounded, they fail and retry
-_OFFSETS_TIMEOUT_MS = 10_000  # longer than the session timeout a join may wait out
 _LAG_PATIENCE_FIRST = 15.0  # seconds: a fresh cluster may still be electing the coordinator
 _LAG_PATIENCE_AFTER_FIRST = 2.0
 
@@ -109,7 +107,6 @@ class KafkaBackend:
         self._producer: KafkaProducer | None = None
         self._futures: list[Any] = []
         self._consumer: KafkaConsumer | None = None
-        self._reader: KafkaConsumer | None = None
         self._lag_patience = _LAG_PATIENCE_FIRST
         self._admin: Any = None
         self._new_partitions: set[int] = set()
@@ -136,15 +133,22 @@ class KafkaBackend:
             self._flush,
         )
         self.orders = RedisReadModel(self._r, self._p)
-        self.events = RedisEventLog(self._r, self._p, self._scan_topic)
+        self.topic = EventsTopic(
+            config,
+            self._r,
+            self._p,
+            self.orders,
+            self.commands.submitted,
+            self.partition_of,
+            self.partitions,
+        )
+        self.events = RedisEventLog(self._r, self._p, self.topic.scan)
         self.inventory = RedisInventory(self._r, self._p, self.partition_of)
         self.orders.backlog = self.backlog
         self.commands.attach = self.claim_engine
         self.catalogue = RedisCatalogue(
             self._r, self._p, lambda: list(self.orders.get_many(self.orders.open_ids()).values())
         )
-        self._project = self._r.register_script(redis_lua.PROJECT)
-        self._reconcile = self._r.register_script(redis_lua.RECONCILE)
 
     # -- set-up ---------------------------------------------------------------
 
@@ -244,7 +248,7 @@ class KafkaBackend:
         assigned = list(consumer.assignment())
         if not assigned:
             return
-        ends = consumer.end_offsets(assigned, timeout_ms=_OFFSETS_TIMEOUT_MS)
+        ends = consumer.end_offsets(assigned, timeout_ms=OFFSETS_TIMEOUT_MS)
         while time.monotonic() < deadline and self.commands.buffer.size() < 5000:
             if all(consumer.position(tp) >= ends[tp] for tp in assigned):
                 return
@@ -297,10 +301,10 @@ class KafkaBackend:
     def _take_over(self, partitions: set[int]) -> None:
         """Bring Redis up to what Kafka committed for these partitions, before any command."""
         started = time.monotonic()
-        replayed = self._catch_up(partitions)
+        replayed = self.topic.catch_up(partitions)
         restored = 0
         for p in sorted(partitions):
-            restored += self._reconcile_partition(p)
+            restored += self.topic.reconcile(p)
         self._owned |= partitions
         self.generation += 1
         log.info(
@@ -312,99 +316,9 @@ class KafkaBackend:
             time.monotonic() - started,
         )
 
-    def _reader_consumer(self) -> KafkaConsumer:
-        if self._reader is None:
-            self._reader = KafkaConsumer(
-                **kafka_kwargs(self.config),
-                group_id=None,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-            )
-        return self._reader
-
     def topic_tail(self, *, from_start: bool) -> TopicTail:
-        """The events topic followed live (``watch``): its own consumer, closed by the caller."""
-        probe_kafka(self.config)  # an unreachable broker is one clear line, not a client error
-        consumer = KafkaConsumer(
-            **kafka_kwargs(self.config),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
-        try:
-            return TopicTail(
-                consumer, self.config.events_topic, self.partitions, from_start=from_start
-            )
-        except Exception:
-            consumer.close()
-            raise
-
-    def _read_events(self, starts: dict[int, int]) -> Iterator[tuple[int, int, bytes]]:
-        """(partition, offset, value) of committed event records from ``starts`` to the end."""
-        reader = self._reader_consumer()
-        tps = [TopicPartition(self.config.events_topic, p) for p in starts]
-        reader.assign(tps)
-        ends = reader.end_offsets(tps, timeout_ms=_OFFSETS_TIMEOUT_MS)
-        for tp in tps:
-            reader.seek(tp, starts[tp.partition])
-        remaining = {tp for tp in tps if ends[tp] > starts[tp.partition]}
-        while remaining:
-            for tp, records in reader.poll(timeout_ms=500, max_records=5000).items():
-                for rec in records:
-                    yield tp.partition, rec.offset, rec.value
-            remaining = {tp for tp in remaining if reader.position(tp) < ends[tp]}
-
-    def _catch_up(self, partitions: set[int]) -> int:
-        stored = self._r.hmget(f"{self._p}proj", [str(p) for p in sorted(partitions)])
-        starts = {p: int(v or 0) for p, v in zip(sorted(partitions), stored, strict=True)}
-        replayed = 0
-        pending: dict[str, list[Event]] = {}
-        ends: dict[int, int] = {}
-        for partition, offset, value in self._read_events(starts):
-            ends[partition] = offset + 1
-            for raw in orjson.loads(value):
-                event = event_from_list(raw)
-                pending.setdefault(event.order_id, []).append(event)
-            if len(pending) >= 2000:
-                replayed += self._replay(pending, ends)
-                pending, ends = {}, {}
-        if pending or ends:
-            replayed += self._replay(pending, ends)
-        return replayed
-
-    def _replay(self, by_order: dict[str, list[Event]], ends: dict[int, int]) -> int:
-        states = self.orders.get_many(list(by_order))
-        changes = Changes(position=0)
-        for order_id, events in by_order.items():
-            state = states.get(order_id)
-            changed = False
-            for event in events:
-                if state is None or event.seq > state.version:
-                    state = apply(state, event)
-                    changes.events.append(event)
-                    changed = True
-            if changed and state is not None:
-                changes.orders[order_id] = state
-        self._apply_projection(changes, ends)
-        return len(changes.events)
-
-    def _reconcile_partition(self, partition: int) -> int:
-        ids = [i.decode() for i in self._r.smembers(f"{self._p}prov:{partition}")]
-        if not ids:
-            return 0
-        states = self.orders.get_many(ids)
-        items: list[Any] = []
-        for order_id in ids:
-            state = states.get(order_id)
-            if state is None:
-                raw = self.commands.submitted(order_id)
-                lines = [] if raw is None else list(raw[0].items)
-                items.append([order_id, "F", flat_lines(lines)])
-            else:
-                items.append(
-                    [order_id, _HOLD_TARGET.get(state.status.value, "F"), flat_lines(state.lines())]
-                )
-        return int(self._reconcile(args=[self._p, partition, orjson.dumps(items)]))
+        """``watch`` follows the events topic itself (see ``kafka_tail``)."""
+        return self.topic.tail(from_start=from_start)
 
     def commit(self, changes: Changes) -> None:
         producer = self._producer
@@ -446,7 +360,7 @@ class KafkaBackend:
         ends: dict[int, int] = {}
         for p, future in sent:
             ends[p] = max(ends.get(p, 0), future.get(timeout=30).offset + 1)
-        self._apply_projection(changes, ends, encoded)
+        self.topic.project(changes, ends, encoded)
         self._last_position = changes.position
 
     def _offsets_to_commit(self) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -508,38 +422,6 @@ class KafkaBackend:
     def _commit_dead_letters(self) -> None:
         """Dead letters with no command around them: a transaction of their own."""
         self.commit(Changes(position=-1))
-
-    def _apply_projection(
-        self, changes: Changes, ends: dict[int, int], encoded: list[bytes] | None = None
-    ) -> None:
-        if not (changes.orders or ends):
-            return
-        if encoded is None:
-            encoded = [encode_event(e) for e in changes.events]
-        partition_of = self.partition_of
-        states = changes.orders.values()
-        payload = {
-            "orders": [
-                [
-                    partition_of(s.id),
-                    s.id,
-                    s.status.value,
-                    s.version,
-                    s.arrival,
-                    s.customer_id,
-                    s.created_at,
-                    s.updated_at,
-                    s.terminal_at,
-                    flat_lines(s.lines()),
-                ]
-                for s in states
-            ],
-            "events": [[e.order_id, e.seq] for e in changes.events],
-            "proj": {str(p): offset for p, offset in ends.items()},
-            "now": time.time(),
-        }
-        rows = [encode_state(s) for s in states]
-        self._project(args=[self._p, orjson.dumps(payload), *rows, *encoded])
 
     # -- engine registry and progress ----------------------------------------
 
@@ -620,7 +502,7 @@ class KafkaBackend:
         """Commands in the topic that no engine has committed yet (all partitions)."""
         try:
             lag = kafka_admin.group_lag(
-                self.config, self._reader_consumer(), self._admin_client(), self._lag_patience
+                self.config, self.topic.reader(), self._admin_client(), self._lag_patience
             )
         except KafkaError as exc:
             raise ServiceUnavailableError(
@@ -679,11 +561,12 @@ class KafkaBackend:
 
     def close(self) -> None:
         self.release_engine()
-        for client in (self._reader, self._admin):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    client.close()
-        self._reader = self._admin = None
+        with contextlib.suppress(Exception):
+            self.topic.close()
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                self._admin.close()
+        self._admin = None
         with contextlib.suppress(Exception):
             self._r.close()
 
@@ -693,7 +576,7 @@ class KafkaBackend:
         replayed = {int(o) for o in self._r.smembers(f"{self._p}dlq:replayed")}
         return [
             replace(letter, replayed=letter.offset in replayed)
-            for letter in read_dead_letters(self._reader_consumer(), self.config.dlq_topic)
+            for letter in read_dead_letters(self.topic.reader(), self.config.dlq_topic)
         ]
 
     def mark_replayed(self, offset: int) -> bool:
@@ -701,40 +584,6 @@ class KafkaBackend:
         return bool(self._r.sadd(f"{self._p}dlq:replayed", offset))
 
     # -- check ----------------------------------------------------------------
-
-    def _settle_transactions(self, timeout: float = 15.0) -> None:
-        """Wait until transactions open now are decided, so what Redis shows is readable.
-
-        A batch is projected into Redis right after its commit, a moment before
-        the broker writes the commit markers that make it visible to
-        read_committed readers; ``check`` waits for the markers instead of
-        reporting that gap as a problem.
-        """
-        tps = [TopicPartition(self.config.events_topic, p) for p in range(self.partitions)]
-        raw = KafkaConsumer(**kafka_kwargs(self.config), isolation_level="read_uncommitted")
-        try:
-            high = raw.end_offsets(tps, timeout_ms=_OFFSETS_TIMEOUT_MS)
-        finally:
-            raw.close()
-        deadline = time.monotonic() + timeout
-        reader = self._reader_consumer()
-        while time.monotonic() < deadline:
-            stable = reader.end_offsets(tps, timeout_ms=_OFFSETS_TIMEOUT_MS)
-            if all(stable[tp] >= high[tp] for tp in tps):
-                return
-            time.sleep(0.05)
-
-    def _scan_topic(self) -> Iterator[list[Event]]:
-        """Every order's events from the events topic itself (the source of truth)."""
-        self._settle_transactions()
-        by_order: dict[str, list[Event]] = {}
-        starts = dict.fromkeys(range(self.partitions), 0)
-        for _partition, _offset, value in self._read_events(starts):
-            for raw in orjson.loads(value):
-                event = event_from_list(raw)
-                by_order.setdefault(event.order_id, []).append(event)
-        for order_id in sorted(by_order):
-            yield by_order[order_id]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
