@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""realorders in its distributed mode: one engine on the project's own Kafka broker and Redis.
+
+Untimed: a broker and a Redis of its own in SCRATCH (``scripts/services``),
+the workload's files, ``realorders init --inventory`` (creates the topics,
+``PARTITIONS`` partitions, and the stock in Redis), then one ``realorders run
+--delays pack=0,ship=0,deliver=0`` (a child process this script waits for, so
+its CPU is in the harness's wait4) until it has logged that it owns every
+partition. Timed:
+
+- saturation: ``realorders import orders.ndjson`` (a child, 1,000 orders per
+  intake batch) while the engine runs;
+- ``--rate R``: a paced submitter in this process appends each tick's due
+  orders with the Client's intake (``backend.commands.append_orders``, what
+  ``Client.submit`` does for one order): each order is in Kafka (acks=all)
+  when its submit returns. Latency runs from each order's due time.
+
+The clock stops when Redis counts every order delivered or backordered (one
+HGETALL every ``POLL_SECONDS``), as benchmarks/distributed.py does. Counts and
+stock come back through the Client API, events and latency from the order rows
+in Redis (written only after Kafka committed the batch that made them). The
+engine's CPU in the window is read from /proc (its start-up and group join are
+outside it); broker and Redis CPU are reported beside, since wait4 cannot see
+them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from array import array
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common
+import kafka_services
+import workload
+
+try:
+    import orjson
+    import redis
+
+    from realorders import Client
+    from realorders.config import load_config
+    from realorders.domain import LineItem, Order
+except ImportError as missing:
+    common.skip(f"not installed: {missing.name}")
+
+MAX_N = 100_000
+GROUP = "kafka"
+PREFIX = "peers"
+PARTITIONS = 12  # realorders' default
+POLL_SECONDS = 0.05
+JOIN_TIMEOUT = 60.0
+OWNS = re.compile(rb"now owns partitions \[([0-9, ]*)\]")
+ZERO_DELAYS = "pack=0,ship=0,deliver=0"
+DURABILITY = (
+    "Kafka acks=all, transactions (events + consumed offsets, one per engine batch of up to "
+    "2,000 commands); Redis read model and stock written after each commit, "
+    "Redis persistence off (as scripts/services starts it): rebuilt from the events topic"
+)
+
+
+def realorders_cmd() -> list[str]:
+    script = Path(sys.executable).parent / "realorders"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "realorders"]
+
+
+def store_env(services: kafka_services.Services) -> dict[str, str]:
+    """Only this run's store: no REALORDERS_* settings from the caller's environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REALORDERS_")}
+    env.update(
+        {
+            "REALORDERS_CONFIG": os.devnull,
+            "REALORDERS_BACKEND": "kafka",
+            "REALORDERS_KAFKA_BOOTSTRAP": services.bootstrap,
+            "REALORDERS_REDIS_URL": services.redis_url,
+            "REALORDERS_KAFKA_TOPIC_PREFIX": PREFIX,
+            "REALORDERS_REDIS_PREFIX": PREFIX,
+            "REALORDERS_KAFKA_GROUP": f"{PREFIX}-engines",
+            "REALORDERS_KAFKA_PARTITIONS": str(PARTITIONS),
+        }
+    )
+    return env
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path, *args: str) -> None:
+    proc = subprocess.run(
+        [*cmd, *args], env=env, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"realorders {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+
+
+class Engine:
+    """``realorders run`` as a child: its stderr kept in a log and scanned for its partitions."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.log = cwd / "engine.log"
+        self.proc = subprocess.Popen(
+            [*cmd, "run", "--delays", ZERO_DELAYS],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.owns = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.log.open("wb") as out:
+            for line in self.proc.stderr:
+                out.write(line)
+                out.flush()
+                found = OWNS.search(line)
+                if found and len(found.group(1).split(b",")) == PARTITIONS:
+                    self.owns = True
+
+    def wait_owner(self) -> None:
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while not self.owns:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"realorders run exited {self.proc.returncode}: see {self.log}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"realorders run did not own every partition: see {self.log}")
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM (it commits and leaves the group), reaped: its CPU joins ours."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._reader.join(timeout=5)
+        return code
+
+
+def wait_settled(client: Client, engine: Engine, n: int) -> None:
+    """Until Redis counts ``n`` orders delivered or backordered (the projection is committed)."""
+    read_model = client.backend.orders
+    deadline = time.monotonic() + max(600.0, n / 50)
+    while True:
+        counts = read_model.counts()
+        if counts.get("delivered", 0) + counts.get("backordered", 0) >= n:
+            return
+        if not engine.alive():
+            raise SystemExit(f"realorders run exited {engine.proc.returncode}: see {engine.log}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"not settled: {counts}")
+        time.sleep(POLL_SECONDS)
+
+
+def row_stats(url: str, n: int, due: tuple[float, float] | None) -> dict[str, Any]:
+    """Event rows (each row's version) and latency, from every order row in Redis."""
+    latencies = array("d")
+    events = 0
+    with redis.Redis.from_url(url) as r:
+        for start in range(0, n, 2000):
+            ids = [f"O{i:08d}" for i in range(start, min(n, start + 2000))]
+            for raw in r.mget([f"{PREFIX}:o:{oid}" for oid in ids]):
+                if raw is None:
+                    continue
+                row = orjson.loads(raw)
+                events += row["version"]  # seq of its last event: events are 1..version
+                end = row["terminal_at"] or row["updated_at"]
+                begin = row["created_at"]
+                if due is not None:  # open loop: from the order's due time
+                    begin = due[0] + int(row["id"][1:]) / due[1]
+                latencies.append(end - begin)
+    return {"events": events, "latency": common.percentiles(latencies)}
+
+
+def main() -> None:
+    args = common.parse_args(__doc__.splitlines()[0])
+    kafka_services.stop_on_signals()
+    orders_file, inventory = workload.write_files_for(args.n, args.seed, args.products, args.dir)
+    cmd = realorders_cmd()
+    with kafka_services.Services(args.dir) as services:
+        env = store_env(services)
+        run(cmd, env, args.dir, "--backend", "kafka", "init", "--inventory", str(inventory))
+        config = load_config({}, env)
+        clock = common.Clock()
+        pacer = common.Pacer(args.rate)
+        engine = Engine(cmd, env, args.dir)
+        try:
+            engine.wait_owner()
+            with Client(config=config, create=False) as client:
+                engine_cpu = kafka_services.proc_cpu(engine.proc.pid)
+                services.mark_cpu()
+                if args.rate <= 0:
+                    clock.start()
+                    run(cmd, env, args.dir, "import", str(orders_file))
+                    how = "import FILE (1,000 orders per intake batch) while run works"
+                else:
+                    intake = client.backend.commands
+
+                    def submit(batch: list[workload.Order]) -> None:
+                        intake.append_orders(
+                            [
+                                Order(o.order_id, o.customer, tuple(LineItem(*x) for x in o.lines))
+                                for o in batch
+                            ]
+                        )
+
+                    orders = workload.iter_orders(args.n, args.seed, args.products)
+                    pacer.run(orders, submit, clock)
+                    how = "a paced submitter appends each tick's due orders (Client intake)"
+                wait_settled(client, engine, args.n)
+                clock.stop()
+                service_cpu = services.cpu()
+                engine_cpu = kafka_services.proc_cpu(engine.proc.pid) - engine_cpu
+                clock.stop_cpu()  # this process and the import child, not the engine yet
+                counts = client.backend.orders.counts()
+                stock = {level.product_id: level.available for level in client.levels()}
+                service_rss = services.rss_mb()
+        finally:
+            code = engine.stop()
+        if code != 0:
+            raise SystemExit(f"realorders run exited {code}: see {engine.log}")
+        due = None if args.rate <= 0 else (pacer.wall_start, args.rate)
+        stats = row_stats(services.redis_url, args.n, due)
+        versions = common.versions("realorders", "kafka-python", "redis")
+        versions.update(services.versions())
+    assert clock.cpu_seconds is not None
+    own_cpu = clock.cpu_seconds
+    clock.cpu_seconds = own_cpu + engine_cpu
+    services_total = sum(service_cpu.values())
+    common.write_result(
+        args,
+        contender="realorders_kafka",
+        durability=DURABILITY,
+        versions=versions,
+        clock=clock,
+        pacer=pacer,
+        counts=counts,
+        stock=stock,
+        notes=(
+            f"one engine (realorders run, child, {PARTITIONS} partitions; {engine_cpu:.2f} s CPU "
+            f"in the window, from /proc), {how}: {own_cpu:.2f} s; broker + Redis used "
+            f"{services_total:.2f} s more (not in wait4 nor in cpu_seconds_window); latency = "
+            "terminal_at (updated_at for a backorder) - "
+            + ("the order's due time" if args.rate > 0 else "created_at (its append)")
+        ),
+        service_cpu_s=service_cpu,
+        cpu_seconds_with_services=clock.cpu_seconds + services_total,
+        engine_cpu_s=engine_cpu,
+        service_peak_rss_mb=service_rss,
+        **stats,
+    )
+
+
+if __name__ == "__main__":
+    main()
