@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 VENV = ROOT / ".cache" / "peers-venv"
 REQUIREMENTS = HERE / "requirements.txt"
+REEXEC = "PEERS_RUN_REEXEC"  # set when ensure_peers_env appended --no-install
 
 
 def pins() -> dict[str, str]:
@@ -79,6 +80,7 @@ def ensure_peers_env(argv: list[str]) -> None:
             check=True,
         )
     run = HERE / "run"
+    os.environ[REEXEC] = "1"
     os.execv(str(python), [str(python), str(run), *argv, "--no-install"])
 
 
@@ -118,6 +120,8 @@ def describe(argv: list[str]) -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     dirty = _git("status", "--porcelain", "--untracked-files=no")
+    if os.environ.get(REEXEC) and argv[-1:] == ["--no-install"]:
+        argv = argv[:-1]  # the command as typed, not as re-executed in the peers' venv
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "benchmarks/peers/run " + " ".join(argv),

@@ -82,11 +82,9 @@ def summary(runs: list[dict[str, Any]], rate: float) -> dict[str, Any]:
                                     n, ref, f">= {goal:g}x {name}", f"{ratio:.2f}x", ratio >= goal
                                 )
                             )
-                        else:
+                        elif peer["status"] == "FAILED":  # "not run", "not installed": in the table
                             targets.append(
-                                _target(
-                                    n, ref, f">= {goal:g}x {name}", f"{name} {peer['status']}", None
-                                )
+                                _target(n, ref, f">= {goal:g}x {name}", f"{name} FAILED", None)
                             )
                 if n >= RSS_TARGET_N:
                     rss = mine["peak_rss_mb"]
@@ -164,11 +162,14 @@ def print_table(results: dict[str, Any]) -> None:
     names = list(dict.fromkeys(r["contender"] for r in runs))
     notes = []
     for name in names:
+        said = None
         for n in sorted({r["n"] for r in runs if r["contender"] == name}):
             sat, timed = at.get((name, n, "saturation")), at.get((name, n, "rate"))
             first = sat or timed
             assert first is not None
             durability = next((r["result"]["durability"] for r in (sat, timed) if _ok(r)), "–")
+            if durability != "–":
+                durability, said = ("same" if durability == said else durability), durability
             if _ok(sat):
                 assert sat is not None
                 cpu = sat["cpu_seconds"] / n * 1000

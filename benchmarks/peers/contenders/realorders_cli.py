@@ -11,7 +11,8 @@ Untimed: the workload's ``inventory.csv`` and ``orders.ndjson``, then
   --batch-size 1`` (each order is appended as it arrives: with a bigger batch
   the import would hold orders until the batch fills). The clock stops when
   the engine has committed every command. Latency runs from each order's due
-  time (see ``due_latency``).
+  time (see ``due_latency``). Both processes are started, and have loaded,
+  before the clock starts.
 
 Zero fulfilment delays (``--delays pack=0,ship=0,deliver=0``, also the default).
 Counts and stock come back through the Client API; events and latency
@@ -112,6 +113,24 @@ def wait_engine_claimed(db: Path, engine: subprocess.Popen[bytes]) -> None:
             time.sleep(0.02)
 
 
+def wait_idle(pid: int, timeout: float = 15.0) -> None:
+    """Until a just-started process has done its start-up (its CPU time stops moving).
+
+    ``import -`` then sits blocked on its stdin: the first orders must not wait
+    in the pipe for Python and the CLI to load (~0.3-0.5 s), which is start-up,
+    not intake.
+    """
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + timeout
+    last, still = -1, 0
+    while still < 3 and time.monotonic() < deadline:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        cpu = int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        still = still + 1 if cpu == last and fields[0] == "S" else 0
+        last = cpu
+        time.sleep(0.05)
+
+
 def wait_processed(db: Path) -> None:
     """Until the engine has committed every command (zero delays: every order settled)."""
     with Client(db, create=False) as client:
@@ -156,6 +175,7 @@ def main() -> None:
         )
         assert intake.stdin is not None
         pipe = intake.stdin
+        wait_idle(intake.pid)
 
         def submit(batch: list[workload.Order]) -> None:
             pipe.write(
