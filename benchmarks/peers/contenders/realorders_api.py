@@ -1,18 +1,18 @@
 """realorders embedded through its Python API, submit and engine in one process.
 
-- saturation: the README's own recipe, ``Client.submit`` for every order, then
-  ``Client.run(until_idle=True)``. (Submitting from a thread while the engine
-  runs was measured too: about half as fast at saturation, the submitter's and
-  the engine's transactions taking turns through SQLite's busy handler; see
-  benchmarks/README.md.)
+- saturation: the README's own recipe, ``Client.submit_many`` for the orders
+  (one transaction per 1,000), then ``Client.run(until_idle=True)``.
+  (Submitting from a thread while the engine runs was measured too: about
+  half as fast at saturation, the submitter's and the engine's transactions
+  taking turns through SQLite's busy handler; see benchmarks/README.md.)
 - ``--rate R``: the shape of a Python service that embeds realorders: the
   engine runs in the main thread (``Client.engine()``) while a submitter
-  thread, with a ``Client`` of its own, calls ``Client.submit`` when each
-  order is due (open loop). The clock stops when the engine has committed the
+  thread, with a ``Client`` of its own, calls ``Client.submit_many`` with the
+  orders due at each tick (open loop). The clock stops when the engine has committed the
   last order's position; with zero delays every order has then settled.
 
-Each ``submit`` is one transaction on the command log (the API has no batch
-submit besides ``import_file``). Counts, stock, events and latency
+Each ``submit_many`` call is one transaction per 1,000 orders on the command
+log. Counts, stock, events and latency
 (``created_at``, stamped inside ``submit``, to ``terminal_at`` or a
 backorder's ``updated_at``) come back from the store as in realorders_cli.py.
 """
@@ -45,7 +45,7 @@ def main() -> None:
     with Client(db) as client:
         client.init(inventory)
     clock = common.Clock()
-    pacer = common.Pacer(args.rate)
+    pacer = common.Pacer(args.rate, batch=1000)  # saturation: submit_many's own chunk
     if args.rate <= 0:
         saturate(args, db, clock, pacer)
     else:
@@ -59,9 +59,10 @@ def main() -> None:
         pacer=pacer,
         notes=(
             (
-                "Client.submit per order, then Client.run(until_idle=True)"
+                "Client.submit_many, then Client.run(until_idle=True)"
                 if args.rate <= 0
-                else "one process: engine in the main thread, Client.submit per order from a thread"
+                else "one process: engine in the main thread, "
+                "Client.submit_many per tick from a thread"
             )
             + "; zero delays; terminal times are the events' `at`, stamped before their "
             "batch commits"
@@ -78,8 +79,7 @@ def saturate(args: common.Args, db: Path, clock: common.Clock, pacer: common.Pac
     with Client(db) as client:
 
         def submit(batch: list[workload.Order]) -> None:
-            for o in batch:
-                client.submit(to_order(o))
+            client.submit_many([to_order(o) for o in batch])
 
         pacer.run(workload.iter_orders(args.n, args.seed, args.products), submit, clock)
         client.run(until_idle=True, delays=Delays(), handle_signals=False)
@@ -99,8 +99,8 @@ def paced(args: common.Args, db: Path, clock: common.Clock, pacer: common.Pacer)
 
                 def submit(batch: list[workload.Order]) -> None:
                     nonlocal last
-                    for o in batch:
-                        last = client.submit(to_order(o)).position or last
+                    for result in client.submit_many([to_order(o) for o in batch]):
+                        last = result.position or last
 
                 orders = workload.iter_orders(args.n, args.seed, args.products)
                 pacer.run(orders, submit, clock)
