@@ -3,13 +3,20 @@
 Constant memory: orders are parsed one at a time and appended in batches, so
 a million-order file costs what one batch costs. Bad rows are reported with
 their line and skipped; good rows around them are kept. Re-importing the same
-file accepts nothing new and is not an error.
+file accepts nothing new and is not an error. From a pipe or a terminal
+(``import -`` fed by a live process) a partial batch is appended once no line
+has come for 50 ms, so a slow feeder's orders are not held back for a full batch.
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import select
+import stat
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -85,7 +92,16 @@ def import_orders(
         report.generated_ids += 1
         return new_id()
 
-    for item in read_orders(stream, fmt, source, id_factory=make_id):
+    parsed = read_orders(stream, fmt, source, id_factory=make_id)
+    items: Iterator[ParsedOrder | RowError | None] = (
+        _marking_pauses(parsed, stream.fileno(), _LINGER, depth=2 * batch_size)
+        if _is_live(stream)
+        else parsed
+    )
+    for item in items:
+        if item is None:  # the feeder paused: what it sent so far goes in now
+            flush()
+            continue
         if isinstance(item, RowError):
             report.invalid += 1
             if on_error is not None:
@@ -98,6 +114,63 @@ def import_orders(
     flush()
     report.seconds = time.perf_counter() - started
     return report
+
+
+_LINGER = 0.05  # seconds a live stream may pause before its partial batch is appended
+_CHUNK = 256  # items per handover from the reader thread
+
+
+def _is_live(stream: BinaryIO) -> bool:
+    """A pipe, socket or terminal: lines arrive as a feeder writes them, not all at once."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # in-memory streams have no descriptor
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+def _marking_pauses(
+    items: Iterator[ParsedOrder | RowError], fd: int, linger: float, depth: int
+) -> Iterator[ParsedOrder | RowError | None]:
+    """``items`` read by a background thread, with ``None`` whenever none came for ``linger`` s.
+
+    The reader hands items over in chunks (a handover per item would cost more
+    than parsing): a chunk goes when it is full or when the descriptor has
+    nothing more to read right now, so a paused feeder's orders are never held.
+    The queue is bounded: memory stays about ``depth`` items whatever the pace.
+    A reader error is raised here, in the caller's thread.
+    """
+    chunks: queue.Queue[list[ParsedOrder | RowError] | BaseException | None] = queue.Queue(
+        maxsize=max(2, depth // _CHUNK)
+    )
+
+    def pump() -> None:
+        chunk: list[ParsedOrder | RowError] = []
+        try:
+            for item in items:
+                chunk.append(item)
+                if len(chunk) >= _CHUNK or not select.select([fd], [], [], 0)[0]:
+                    chunks.put(chunk)
+                    chunk = []
+        except BaseException as exc:  # handed to the consumer, raised there
+            chunks.put(chunk)
+            chunks.put(exc)
+            return
+        chunks.put(chunk)
+        chunks.put(None)
+
+    threading.Thread(target=pump, name="import-reader", daemon=True).start()
+    while True:
+        try:
+            got = chunks.get(timeout=linger)
+        except queue.Empty:
+            yield None
+            continue
+        if got is None:
+            return
+        if isinstance(got, BaseException):
+            raise got
+        yield from got
 
 
 def _append(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from contextlib import closing
 
 import pytest
@@ -400,6 +404,36 @@ def test_import_from_stdin_needs_and_honours_format(shop):
 
     result = fails(cli, "import", "-", input=text, code=2)
     assert "cannot tell the format of standard input; pass --format" in result.stderr
+
+
+def test_import_from_a_live_pipe_appends_what_arrived_without_waiting_for_a_batch(shop):
+    """A feeder that writes a few orders and pauses: they are queued now, not at EOF."""
+    cli = shop
+    env = {**os.environ, "REALORDERS_DB": str(cli.db), "NO_COLOR": "1"}
+    feeder = subprocess.Popen(
+        [sys.executable, "-m", "realorders", "import", "-", "-f", "ndjson", "--json"],
+        cwd=cli.cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert feeder.stdin is not None
+        for i in range(3):
+            feeder.stdin.write((order_line(f"P-{i}", "ann", ("KB-01", 1)) + "\n").encode())
+        feeder.stdin.flush()  # and keep the pipe open: the feeder is still "running"
+        deadline = time.monotonic() + 20
+        while as_json(ok(cli, "stats", "--json"))["backlog"] < 3:
+            assert time.monotonic() < deadline, "the pipe's orders were held back"
+            time.sleep(0.1)
+        feeder.stdin.write((order_line("P-3", "ann", ("KB-01", 1)) + "\n").encode())
+        out, err = feeder.communicate(timeout=60)  # closes stdin: the rest goes in at EOF
+    finally:
+        if feeder.poll() is None:
+            feeder.kill()
+    assert feeder.returncode == 0, err
+    assert json.loads(out)["accepted"] == 4
 
 
 def test_format_option_overrides_the_extension(shop):
