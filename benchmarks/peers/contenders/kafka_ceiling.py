@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/: distributed.py
 
 import common
 import kafka_services
 import workload
 
 try:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-    from kafka.admin import KafkaAdminClient, NewTopic
+    import distributed  # the same produce/consume ceiling as benchmarks/distributed.py
 
     from realorders.engine.backends.kafka_log import encode_command
     from realorders.engine.ports import CommandKind
@@ -39,7 +39,6 @@ KIND = "ceiling"
 GROUP = "kafka"
 MAX_N = 100_000  # as the group; it holds every record (532 MB peak RSS at 100k)
 PARTITIONS = 12  # as realorders_kafka's topics
-TOPIC = "ceiling.records"
 
 
 def records(args: common.Args) -> list[tuple[bytes, bytes]]:
@@ -53,74 +52,21 @@ def records(args: common.Args) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def produce(bootstrap: str, batch: list[tuple[bytes, bytes]]) -> float:
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        batch_size=256 * 1024,
-    )
-    try:
-        producer.partitions_for(TOPIC)  # metadata before the clock starts
-        started = time.perf_counter()
-        futures = [producer.send(TOPIC, key=key, value=value) for key, value in batch]
-        producer.flush(timeout=600)
-        seconds = time.perf_counter() - started
-    finally:
-        producer.close()
-    failed = sum(1 for future in futures if future.failed())
-    if failed:
-        raise SystemExit(f"{failed} of {len(batch)} records were not produced")
-    return seconds
-
-
-def consume(bootstrap: str, count: int) -> float:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=5000,
-    )
-    try:
-        consumer.assign([TopicPartition(TOPIC, p) for p in range(PARTITIONS)])
-        consumer.seek_to_beginning()
-        got = 0
-        started = time.perf_counter()
-        deadline = time.monotonic() + 600
-        while got < count:
-            got += sum(map(len, consumer.poll(timeout_ms=200, max_records=5000).values()))
-            if time.monotonic() > deadline:
-                raise SystemExit(f"consumed {got} of {count} records in 600 s")
-        return time.perf_counter() - started
-    finally:
-        consumer.close()
-
-
 def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
     kafka_services.stop_on_signals()
     batch = records(args)
     with kafka_services.Services(args.dir, redis=False) as services:
-        admin = KafkaAdminClient(bootstrap_servers=services.bootstrap)
-        try:
-            admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
-        finally:
-            admin.close()
         clock = common.Clock()
         clock.start()
         services.mark_cpu()
-        produce_seconds = produce(services.bootstrap, batch)
-        consume_seconds = consume(services.bootstrap, len(batch))
+        rates = distributed.ceiling(services.bootstrap, batch, PARTITIONS)  # creates its topic
         clock.stop()
         clock.stop_cpu()
         service_cpu = services.cpu()
+        produce_seconds, consume_seconds = rates["produce_seconds"], rates["consume_seconds"]
         extra: dict[str, Any] = {
-            "produce_seconds": produce_seconds,
-            "produce_records_per_second": args.n / produce_seconds,
-            "consume_seconds": consume_seconds,
-            "consume_records_per_second": args.n / consume_seconds,
-            "record_bytes_mean": sum(len(v) for _, v in batch) / len(batch),
+            **rates,
             "service_cpu_s": service_cpu,
             "service_peak_rss_mb": services.rss_mb(),
         }
