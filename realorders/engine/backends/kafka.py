@@ -27,6 +27,7 @@ import functools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,6 +115,9 @@ class KafkaBackend:
         self._created: dict[str, str] | None = None
         self._probed_at = 0.0
         self._broker_lost = False
+        self._probe_lock = threading.Lock()
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         stored = self._r.hget(f"{self._p}meta", "partitions")
         if stored is None:
             if not create:
@@ -207,6 +211,7 @@ class KafkaBackend:
         probe_kafka(self.config)
         kwargs = kafka_kwargs(self.config)
         self._engine_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._start_broker_watch()
         if self._producer is not None:
             self._producer.close()
         self._producer = KafkaProducer(
@@ -462,20 +467,42 @@ class KafkaBackend:
         learns the same from its failing commit and restarts, see Client.run).
         """
         now = time.monotonic()
-        if now - self._probed_at < 2.0:
-            return not self._broker_lost
-        self._probed_at = now
+        if now - self._probed_at < 2.0 or not self._probe_lock.acquire(blocking=False):
+            return not self._broker_lost  # probed lately, or the watch thread is at it
         try:
-            probe_kafka(self.config, timeout=2.0)
-        except ServiceUnavailableError as exc:
-            if not self._broker_lost:
-                log.warning("engine paused: %s; waiting for it to come back", exc)
-            self._broker_lost = True
-            return False
-        if self._broker_lost:
-            log.info("engine resuming: Kafka at %s answers again", self.config.kafka_bootstrap)
-        self._broker_lost = False
-        return True
+            self._probed_at = now
+            try:
+                probe_kafka(self.config, timeout=2.0)
+            except ServiceUnavailableError as exc:
+                if not self._broker_lost:
+                    log.warning("engine paused: %s; waiting for it to come back", exc)
+                self._broker_lost = True
+                return False
+            if self._broker_lost:
+                log.info("engine resuming: Kafka at %s answers again", self.config.kafka_bootstrap)
+            self._broker_lost = False
+            return True
+        finally:
+            self._probe_lock.release()
+
+    def _start_broker_watch(self) -> None:
+        """Probe the broker from a thread of its own, every second.
+
+        The engine's loop can block inside kafka-python for a whole outage (a
+        group rejoin, a transaction waiting for its coordinator) and then carry
+        on as if nothing happened; the operator must still see the pause.
+        """
+        if self._watcher is not None and self._watcher.is_alive():
+            return
+        self._watch_stop.clear()
+
+        def watch() -> None:
+            while not self._watch_stop.wait(1.0):
+                with contextlib.suppress(Exception):
+                    self._broker_reachable()
+
+        self._watcher = threading.Thread(target=watch, name="realorders-broker-watch", daemon=True)
+        self._watcher.start()
 
     def _offsets_to_commit_idle(self) -> dict[TopicPartition, OffsetAndMetadata]:
         """Drained partitions whose position moved past transaction markers only."""
@@ -547,6 +574,7 @@ class KafkaBackend:
 
     def release_engine(self) -> None:
         """Leave the group first: a member left behind would hold its partitions, unpolled."""
+        self._watch_stop.set()
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 self._consumer.close(autocommit=False, timeout_ms=5000)
