@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from realorders._gc import fewer_collections
 from realorders.catalogue_file import MAX_STOCK, ProductRow, read_inventory
 from realorders.check import CheckReport, check
 from realorders.config import BACKENDS, Config
@@ -320,16 +321,17 @@ class Client:
         Duplicates and conflicts come back as outcomes, as for ``import``,
         instead of raising: the other orders of the batch are kept.
         """
-        checked: list[Order] = []
-        for index, order in enumerate(orders):
-            try:
-                checked.append(order_from_obj(order.to_dict(), f"orders[{index}]", 0))
-            except InputError as exc:
-                raise InputError(f"orders[{index}]: {exc.reason}") from None
-        results: list[IntakeResult] = []
-        for start in range(0, len(checked), chunk):
-            results += self.backend.commands.append_orders(checked[start : start + chunk])
-        return results
+        with fewer_collections():
+            checked: list[Order] = []
+            for index, order in enumerate(orders):
+                try:
+                    checked.append(order_from_obj(order.to_dict(), f"orders[{index}]", 0))
+                except InputError as exc:
+                    raise InputError(f"orders[{index}]: {exc.reason}") from None
+            results: list[IntakeResult] = []
+            for start in range(0, len(checked), chunk):
+                results += self.backend.commands.append_orders(checked[start : start + chunk])
+            return results
 
     def import_file(
         self, stream: BinaryIO, fmt: Format, source: str, **options: Any

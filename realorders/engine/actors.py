@@ -147,8 +147,8 @@ class OrderActor:
         if message.cancel is not None:
             self._on_cancel(message.cancel)
             return
-        unknown = sorted({i.product_id for i in order.items if i.product_id not in prices})
-        if unknown:
+        if not all(i.product_id in prices for i in order.items):
+            unknown = sorted({i.product_id for i in order.items if i.product_id not in prices})
             reason = "unknown product " + ", ".join(repr(p) for p in unknown)
             self._emit(Status.REJECTED, {"reason": reason})
             return
@@ -244,6 +244,7 @@ class Scheduler:
         self.clock = clock
         self.on_message = on_message  # wakes the engine loop when a timer delivers a message
         self.actors: dict[str, OrderActor] = {}
+        self.stopped: list[OrderActor] = []  # ran dry since the last passivate: may go
         self.ready: deque[tuple[OrderActor, Reservation | None]] = deque()
         self.changes = Changes(position=0)
         self.prices: dict[str, float] = {}
@@ -292,6 +293,7 @@ class Scheduler:
                     request = coro.send(value)
                 except StopIteration:
                     actor.coro = None
+                    self.stopped.append(actor)
                     continue
                 blocked.append((actor, request))
             if blocked:
@@ -310,13 +312,19 @@ class Scheduler:
         self.releases.clear()
 
     def passivate(self) -> None:
-        """Forget actors with nothing left to do; their state is in the read model."""
-        self.actors = {
-            order_id: actor
-            for order_id, actor in self.actors.items()
-            if actor.timer is not None or actor.mailbox or actor.coro is not None
-            if actor.state is None or actor.state.status not in TERMINAL
-        }
+        """Forget actors with nothing left to do; their state is in the read model.
+
+        Only actors whose coroutine ran dry since the last call can have become
+        idle: the others still wait on a timer. Looking at those alone keeps a
+        batch's cost independent of how many orders wait on fulfilment timers.
+        """
+        actors = self.actors
+        for actor in self.stopped:
+            idle = actor.timer is None and not actor.mailbox and actor.coro is None
+            if idle or (actor.state is not None and actor.state.status in TERMINAL):
+                if actors.get(actor.order_id) is actor:
+                    del actors[actor.order_id]
+        self.stopped.clear()
 
     @property
     def busy(self) -> bool:

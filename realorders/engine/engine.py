@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from realorders._gc import fewer_collections
 from realorders.domain import NEXT_STAGE, Order
 from realorders.engine.actors import Advance, Cancel, Delays, Scheduler, Submit, Wake
 from realorders.engine.ports import Backend, Changes, Command, CommandKind
@@ -88,47 +88,43 @@ class Engine:
         """Process commands until stopped (or, with ``until_idle``, until nothing can move)."""
         backend = self.backend
         backend.claim_engine()
-        # The engine allocates a few objects per event and keeps few of them: with
-        # the default thresholds the cyclic GC ran often enough to take ~45% of the
-        # engine's time at 100k orders (profiled). Freeze what exists at start and
-        # collect the young generation less often; restored on the way out.
-        thresholds = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(50_000, 50, 100)
         try:
-            self.scheduler.loop = asyncio.get_running_loop()
-            self.position = backend.position()
-            self._generation = backend.generation
-            self._recover()
-            self._offer_available_stock()
-            last_beat = last_report = last_work = time.monotonic()
-            while not self._stopping:
-                if time.monotonic() - last_report >= self.report_interval:
-                    self._report()
-                    last_report = time.monotonic()
-                commands = self._next_commands()
-                if backend.generation != self._generation:
-                    self._rebalanced()
-                if commands or self.scheduler.busy:
-                    self._step(commands)
-                    last_beat = last_work = time.monotonic()
-                    await asyncio.sleep(0)  # let due timers and signal handlers run
-                    continue
-                if until_idle and self.scheduler.timers == 0:
-                    break
-                if time.monotonic() - last_beat >= 1.0:
-                    backend.heartbeat(self.position)
-                    last_beat = time.monotonic()
-                busy = time.monotonic() - last_work < _BUSY_WINDOW
-                wait = min(_BUSY_POLL, self.poll_interval) if busy else self.poll_interval
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), wait)
+            with fewer_collections():
+                await self._loop(until_idle)
         finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
             backend.release_engine()
         return self.stats
+
+    async def _loop(self, until_idle: bool) -> None:
+        backend = self.backend
+        self.scheduler.loop = asyncio.get_running_loop()
+        self.position = backend.position()
+        self._generation = backend.generation
+        self._recover()
+        self._offer_available_stock()
+        last_beat = last_report = last_work = time.monotonic()
+        while not self._stopping:
+            if time.monotonic() - last_report >= self.report_interval:
+                self._report()
+                last_report = time.monotonic()
+            commands = self._next_commands()
+            if backend.generation != self._generation:
+                self._rebalanced()
+            if commands or self.scheduler.busy:
+                self._step(commands)
+                last_beat = last_work = time.monotonic()
+                await asyncio.sleep(0)  # let due timers and signal handlers run
+                continue
+            if until_idle and self.scheduler.timers == 0:
+                break
+            if time.monotonic() - last_beat >= 1.0:
+                backend.heartbeat(self.position)
+                last_beat = time.monotonic()
+            busy = time.monotonic() - last_work < _BUSY_WINDOW
+            wait = min(_BUSY_POLL, self.poll_interval) if busy else self.poll_interval
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), wait)
 
     def _report(self) -> None:
         stats = self.stats
