@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
+import dataclasses
 import json
 import os
 import resource
@@ -38,7 +38,7 @@ import workload
 HERE = Path(__file__).resolve().parent
 
 SMOKE = ("realorders_cli", "realorders_api", "sqlite_loop", "sqlite_group", "ceiling")
-LOCAL_MODULES = {"common", "workload"}
+LOCAL_MODULES = {p.stem for p in HERE.glob("*.py")}  # common, workload, kafka_services, …
 RESULT_KEYS = ("contender", "durability", "seconds", "events", "counts", "stock", "latency")
 
 
@@ -50,7 +50,9 @@ class Contender:
     modes: tuple[str, ...]
     kind: str  # "realorders", "peer" or "ceiling"
     group: str  # ratios compare contenders of one group ("embedded", "kafka")
-    missing: tuple[str, ...]  # top-level imports not installed in this interpreter
+    imports: tuple[str, ...]  # its top-level third-party imports
+    python: str = sys.executable  # its group's interpreter (see machine.group_python)
+    missing: tuple[str, ...] = ()  # imports that interpreter lacks
 
 
 def _constant(tree: ast.Module, name: str) -> Any:
@@ -64,7 +66,7 @@ def _constant(tree: ast.Module, name: str) -> Any:
     return None
 
 
-def _missing_imports(tree: ast.Module, siblings: set[str]) -> tuple[str, ...]:
+def _imports(tree: ast.Module, siblings: set[str]) -> tuple[str, ...]:
     roots: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Import):
@@ -72,7 +74,23 @@ def _missing_imports(tree: ast.Module, siblings: set[str]) -> tuple[str, ...]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             roots.add(node.module.split(".")[0])
     local = LOCAL_MODULES | siblings | set(sys.stdlib_module_names)
-    return tuple(sorted(r for r in roots - local if importlib.util.find_spec(r) is None))
+    return tuple(sorted(roots - local))
+
+
+def place(contenders: list[Contender], install: bool) -> dict[str, str]:
+    """Give each contender its group's interpreter (built first when ``install``).
+
+    Returns the interpreter of each group in the run.
+    """
+    pythons = {
+        group: machine.group_python(group, install=install)
+        for group in dict.fromkeys(c.group for c in contenders)
+    }
+    for index, c in enumerate(contenders):
+        python = pythons[c.group]
+        missing = machine.missing_in(python, c.imports)
+        contenders[index] = dataclasses.replace(c, python=python, missing=missing)
+    return pythons
 
 
 def discover(only: list[str] | None) -> list[Contender]:
@@ -97,7 +115,7 @@ def discover(only: list[str] | None) -> list[Contender]:
                 modes=tuple(_constant(tree, "MODES") or ("saturation", "rate")),
                 kind=kind,
                 group=_constant(tree, "GROUP") or "embedded",
-                missing=_missing_imports(tree, siblings),
+                imports=_imports(tree, siblings),
             )
         )
     if only is not None:
@@ -157,7 +175,7 @@ def run_one(
     workdir = scratch / _workdir(contender.name, n, mode, rep)
     workdir.mkdir(parents=True)
     out = workdir / "result.json"
-    cmd = [sys.executable, str(contender.path), "--n", str(n), "--seed", str(args.seed)]
+    cmd = [contender.python, str(contender.path), "--n", str(n), "--seed", str(args.seed)]
     cmd += ["--dir", str(workdir / "store"), "--rate", f"{rate:g}", "--out", str(out)]
     base: dict[str, Any] = {"contender": contender.name, "n": n, "mode": mode, "rate": rate}
     log = workdir / "stderr.log"
@@ -295,9 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_install:
         machine.ensure_peers_env(argv)  # re-executes in .cache/peers-venv when needed
     contenders = discover(args.only.split(",") if args.only else None)
+    pythons = place(contenders, install=not args.no_install or machine.reexecuted(argv))
     scratch = args.dir or Path(tempfile.mkdtemp(prefix="realorders-peers-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    info = machine.describe(argv)
+    info = machine.describe(argv, pythons)
     done: list[dict[str, Any]] = []
     planned = [
         (n, mode, rep, c)

@@ -51,3 +51,29 @@ def test_peers_smoke(tmp_path: Path) -> None:
     assert "| contender | durability | N |" in proc.stdout
     assert "| sqlite_group | SQLite synchronous=FULL" in proc.stdout
     assert "realorders_cli" in proc.stdout
+
+
+def test_each_group_runs_on_its_own_interpreter() -> None:
+    """The kafka group's peer cannot share the embedded group's venv: each gets its own."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
+    try:
+        import harness
+        import machine
+    finally:
+        sys.path.pop(0)
+    contenders = harness.discover(["sqlite_group", "faust_peer"])
+    pythons = harness.place(contenders, install=False)
+    by_name = {c.name: c for c in contenders}
+    assert by_name["sqlite_group"].group == "embedded"
+    assert by_name["sqlite_group"].python == sys.executable
+    assert by_name["sqlite_group"].missing == ()
+    kafka_venv = machine.ENVS["kafka"].python
+    faust = by_name["faust_peer"]
+    assert faust.group == "kafka"
+    assert faust.python == pythons["kafka"]
+    assert faust.python == (str(kafka_venv) if kafka_venv.exists() else sys.executable)
+    assert "kafka_services" not in faust.imports  # a module of the harness, not a peer
+    assert faust.missing == ()  # it imports faust in a try: not installed is its own skip
+    # another interpreter is asked in a subprocess (this one, by another spelling of its path)
+    other = str(Path(sys.executable).parent / "." / Path(sys.executable).name)
+    assert machine.missing_in(other, ("orjson", "no_such_module_here")) == ("no_such_module_here",)
