@@ -321,9 +321,9 @@ class Scheduler:
         actors = self.actors
         for actor in self.stopped:
             idle = actor.timer is None and not actor.mailbox and actor.coro is None
-            if idle or (actor.state is not None and actor.state.status in TERMINAL):
-                if actors.get(actor.order_id) is actor:
-                    del actors[actor.order_id]
+            done = idle or (actor.state is not None and actor.state.status in TERMINAL)
+            if done and actors.get(actor.order_id) is actor:
+                del actors[actor.order_id]
         self.stopped.clear()
 
     @property

@@ -369,11 +369,21 @@ class Backend(Protocol):
     def orders(self) -> ReadModel: ...
 
     def commit(self, changes: Changes) -> None:
-        """Durably apply a batch: events, order rows, inventory effects and the position."""
+        """Durably apply a batch: events, order rows, inventory effects and the position.
+
+        All of a batch or none of it, in the order given. It may return before
+        the batch is durable (SQLite writes batches on a thread beside the
+        engine); this backend's own reads always see what was handed over, and
+        :meth:`position` and ``release_engine`` wait for it.
+        """
         ...
 
     def position(self) -> int:
-        """Position of the last command whose effects are committed."""
+        """Position of the last command whose effects are committed.
+
+        Waits for the batches already handed to :meth:`commit`: once it
+        returns, every reader of the store sees them.
+        """
         ...
 
     def snapshot(self) -> AbstractContextManager[None]:

@@ -329,6 +329,7 @@ def test_readers_get_copies(scenario: Any, timeline: Any) -> None:
 
 
 def test_another_reader_sees_the_commits(scenario: Any, peer: Callable[[], Any]) -> None:
+    assert scenario.position() == 6  # the engine's side: committed (waits for any in flight)
     other = peer()
     assert other.orders.get("o4").status is S.DELIVERED
     assert other.events.head() == scenario.events.head()

@@ -1,9 +1,9 @@
 """Inventory on SQLite: decided in memory by the one engine, written at each group commit.
 
 The engine process is the only writer of stock (every other process appends a
-command), so keeping levels in memory is exact; :meth:`flush` runs inside the
-engine's commit transaction, so stock and the events that moved it are
-durable together or not at all.
+command), so keeping levels in memory is exact; what :meth:`take_changes`
+returns goes into the engine's commit transaction, so stock and the events
+that moved it are durable together or not at all.
 """
 
 from __future__ import annotations
@@ -165,19 +165,15 @@ class SqliteInventory:
             )
         )
 
-    def flush(self) -> None:
-        """Write changed levels and ledger entries; call inside the commit transaction."""
-        if self._dirty:
-            self._conn.executemany(
-                "INSERT INTO stock (product_id, on_hand, reserved) VALUES (?, ?, ?) "
-                "ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand, "
-                "reserved = excluded.reserved",
-                [(pid, *self._stock[pid]) for pid in self._dirty],
-            )
-            self._dirty.clear()
-        if self._ledger:
-            self._conn.executemany(
-                "INSERT INTO stock_ledger (product_id, delta, kind, at) VALUES (?, ?, ?, ?)",
-                self._ledger,
-            )
-            self._ledger.clear()
+    def take_changes(self) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, str, float]]]:
+        """Changed levels (product, on hand, reserved) and ledger entries since the last call.
+
+        Copied, not referenced: the batch they belong to may be written while
+        the engine already changes the levels again.
+        """
+        stock = self._stock
+        levels = [(pid, stock[pid][0], stock[pid][1]) for pid in self._dirty]
+        ledger = self._ledger
+        self._dirty.clear()
+        self._ledger = []
+        return levels, ledger
