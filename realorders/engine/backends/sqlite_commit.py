@@ -43,10 +43,9 @@ _EVENTS = (
 _ORDERS = (
     "INSERT INTO orders (id, customer_id, status, items, total, notes, reason, "
     "version, arrival, created_at, updated_at, terminal_at) "
-    "SELECT value->>'id', value->>'customer_id', value->>'status', "
-    "CAST(value->>'items' AS BLOB), value->>'total', value->>'notes', value->>'reason', "
-    "value->>'version', value->>'arrival', value->>'created_at', value->>'updated_at', "
-    "value->>'terminal_at' FROM json_each(?) WHERE true ON CONFLICT (id) DO UPDATE SET "
+    "SELECT value->>0, value->>1, value->>2, CAST(value->>3 AS BLOB), value->>4, value->>5, "
+    "value->>6, value->>7, value->>8, value->>9, value->>10, value->>11 "
+    "FROM json_each(?) WHERE true ON CONFLICT (id) DO UPDATE SET "
     "status = excluded.status, reason = excluded.reason, version = excluded.version, "
     "updated_at = excluded.updated_at, terminal_at = excluded.terminal_at"
 )
@@ -69,7 +68,7 @@ class Batch:
     position: int
     at: float
     events: bytes | None  # [[order_id, seq, status, at, data], …]
-    orders: bytes | None  # [OrderState as an object, …]
+    orders: bytes | None  # [[id, customer_id, status, items, total, notes, reason, …], …]
     stock: bytes | None  # [[product_id, on_hand, reserved], …]
     ledger: bytes | None  # [[product_id, delta, kind, at], …]
 
@@ -85,7 +84,28 @@ def encode(
         at=time.time(),
         # events are NamedTuples: orjson writes a tuple, not a NamedTuple, so `default`
         events=orjson.dumps(changes.events, default=tuple) if changes.events else None,
-        orders=orjson.dumps(list(changes.orders.values())) if changes.orders else None,
+        # tuples, not the dataclasses: orjson writes these 4x faster
+        orders=orjson.dumps(
+            [
+                (
+                    s.id,
+                    s.customer_id,
+                    s.status,
+                    s.items,
+                    s.total,
+                    s.notes,
+                    s.reason,
+                    s.version,
+                    s.arrival,
+                    s.created_at,
+                    s.updated_at,
+                    s.terminal_at,
+                )
+                for s in changes.orders.values()
+            ]
+        )
+        if changes.orders
+        else None,
         stock=orjson.dumps(stock_rows) if stock_rows else None,
         ledger=orjson.dumps(ledger_rows) if ledger_rows else None,
     )
