@@ -224,8 +224,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     runs, rate = results["runs"], results["rate"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
     names = list(dict.fromkeys(r["contender"] for r in runs))
+    palette = plt.get_cmap("tab20").colors  # 20 colours: no two contenders share one
     for i, name in enumerate(names):
-        color = f"C{i % 10}"
+        color = palette[(2 * i) % 20 + (2 * i) // 20 % 2]  # the darker shades first
         sat = sorted(
             (r["n"], r)
             for r in runs
