@@ -58,9 +58,10 @@ class Contender:
 def _constant(tree: ast.Module, name: str) -> Any:
     for node in tree.body:
         targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value:
+        value = getattr(node, "value", None)
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and value:
             try:
-                return ast.literal_eval(node.value)
+                return ast.literal_eval(value)
             except ValueError:  # not a literal: ignored, the default applies
                 return None
     return None

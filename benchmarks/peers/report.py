@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 # issue 6: realorders at least this many times as fast as the named peer
 SPEEDUP_TARGETS = {"sqlite_group": 1.0, "sqlite_loop": 8.0, "huey_peer": 25.0, "dbos_peer": 250.0}
@@ -40,7 +40,7 @@ def _index(runs: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[str, A
     return {(r["contender"], r["n"], r["mode"]): r for r in runs}
 
 
-def _ok(run: dict[str, Any] | None) -> bool:
+def _ok(run: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     return run is not None and run["status"] == "ok"
 
 
@@ -224,9 +224,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     runs, rate = results["runs"], results["rate"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
     names = list(dict.fromkeys(r["contender"] for r in runs))
-    palette = plt.get_cmap("tab20").colors  # 20 colours: no two contenders share one
+    palette = plt.get_cmap("tab20")  # 20 colours: no two contenders share one
     for i, name in enumerate(names):
-        color = palette[(2 * i) % 20 + (2 * i) // 20 % 2]  # the darker shades first
+        color = palette(((2 * i) % 20 + (2 * i) // 20 % 2) / 19)  # the darker shades first
         sat = sorted(
             (r["n"], r)
             for r in runs
