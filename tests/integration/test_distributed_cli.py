@@ -114,7 +114,7 @@ def wait_engines_share(cli: KafkaCli, count: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     with Client(config=load_config({}, cli.env), create=False) as client:
         while True:
-            engines = client.backend._engines()  # type: ignore[attr-defined]
+            engines = client.backend.registry.engines()  # type: ignore[attr-defined]
             owners = [e for e in engines if e["partitions"]]
             if len(owners) == count:
                 return

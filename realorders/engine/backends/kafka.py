@@ -17,7 +17,8 @@ are redelivered; the engine looks every order up, so nothing happens twice.
 
 The events topic's side (projection, take-over, ``check``, ``watch``) is in
 ``kafka_projection``; this module keeps what shares the group consumer and the
-transactional producer: ownership, intake produce, the batch commit, liveness.
+transactional producer: ownership, intake produce, the batch commit. Which
+engines run and whether the broker answers is ``kafka_liveness``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -45,6 +42,7 @@ from realorders.engine.backends import kafka_admin
 from realorders.engine.backends.connect import kafka_kwargs, open_redis, probe_kafka
 from realorders.engine.backends.kafka_compat import install_join_fix
 from realorders.engine.backends.kafka_dlq import DeadLetter, read_dead_letters
+from realorders.engine.backends.kafka_liveness import BrokerWatch, EngineRegistry
 from realorders.engine.backends.kafka_log import Entry, KafkaCommandLog, decode_command
 from realorders.engine.backends.kafka_log import Poison as _Poison
 from realorders.engine.backends.kafka_projection import OFFSETS_TIMEOUT_MS, EventsTopic
@@ -64,7 +62,6 @@ install_join_fix()
 
 log = logging.getLogger("realorders.kafka")
 
-_ENGINE_STALE = 15.0  # seconds without a heartbeat before an engine counts as gone
 _TXN_TIMEOUT_MS = 10_000  # a killed engine's open transaction blocks readers at most this long
 _REBALANCE_POLL_MS = 15_000
 _LAG_PATIENCE_FIRST = 15.0  # seconds: a fresh cluster may still be electing the coordinator
@@ -104,7 +101,6 @@ class KafkaBackend:
         self._r: Any = open_redis(config)
         self.generation = 0
         self._owned: set[int] = set()
-        self._engine_id: str | None = None
         self._producer: KafkaProducer | None = None
         self._futures: list[Any] = []
         self._consumer: KafkaConsumer | None = None
@@ -113,11 +109,8 @@ class KafkaBackend:
         self._new_partitions: set[int] = set()
         self._last_position = 0
         self._created: dict[str, str] | None = None
-        self._probed_at = 0.0
-        self._broker_lost = False
-        self._probe_lock = threading.Lock()
-        self._watch_stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self.registry = EngineRegistry(self._r, self._p)
+        self._broker = BrokerWatch(config)
         stored = self._r.hget(f"{self._p}meta", "partitions")
         if stored is None:
             if not create:
@@ -210,13 +203,13 @@ class KafkaBackend:
         """Join the consumer group; partitions (and their orders) come with rebalances."""
         probe_kafka(self.config)
         kwargs = kafka_kwargs(self.config)
-        self._engine_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._start_broker_watch()
+        engine_id = self.registry.register()
+        self._broker.start()
         if self._producer is not None:
             self._producer.close()
         self._producer = KafkaProducer(
             **kwargs,
-            transactional_id=f"{self.config.redis_prefix}-{self._engine_id}",
+            transactional_id=f"{self.config.redis_prefix}-{engine_id}",
             transaction_timeout_ms=_TXN_TIMEOUT_MS,
             acks="all",
             linger_ms=2,
@@ -237,7 +230,7 @@ class KafkaBackend:
         self.commands.poll = self._poll
         self.commands.discard = self._commit_dead_letters
         self.orders.owns = self.owns
-        self._beat(0)
+        self.registry.beat(0, self._owned)
         deadline = time.monotonic() + 10
         while not self._owned and time.monotonic() < deadline:
             self._poll(0)
@@ -264,7 +257,7 @@ class KafkaBackend:
         consumer = self._consumer
         assert consumer is not None
         buffer = self.commands.buffer
-        if not buffer.size() and not self._broker_reachable():
+        if not buffer.size() and not self._broker.reachable():
             # a rejoin after a lost broker would block here for the whole outage, silently
             time.sleep(0.05)  # what the fetch would have waited
             return
@@ -318,7 +311,7 @@ class KafkaBackend:
         self.generation += 1
         log.info(
             "engine %s now owns partitions %s (replayed %d events, restored %d holds, %.2f s)",
-            self._engine_id,
+            self.registry.engine_id,
             sorted(self._owned),
             replayed,
             restored,
@@ -434,75 +427,14 @@ class KafkaBackend:
 
     # -- engine registry and progress ----------------------------------------
 
-    def _beat(self, position: int) -> None:
-        if self._engine_id is None:
-            return
-        record = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started_at": self._started_at(),
-            "heartbeat_at": time.time(),
-            "position": position,
-            "partitions": sorted(self._owned),
-        }
-        self._r.hset(f"{self._p}engines", self._engine_id, orjson.dumps(record))
-
-    def _started_at(self) -> float:
-        raw = self._r.hget(f"{self._p}engines", self._engine_id or "")
-        return float(orjson.loads(raw)["started_at"]) if raw else time.time()
-
     def heartbeat(self, position: int) -> None:
-        if position != self._last_position or not self._broker_reachable():
+        if position != self._last_position or not self._broker.reachable():
             return
         offsets = self._offsets_to_commit_idle()
         if offsets and self._consumer is not None:
             with contextlib.suppress(Exception):
                 self._consumer.commit(offsets)
-        self._beat(position)
-
-    def _broker_reachable(self) -> bool:
-        """While idle, notice a lost broker ourselves: kafka-python only retries quietly.
-
-        Logs one line when Kafka goes away and one when it is back (a busy engine
-        learns the same from its failing commit and restarts, see Client.run).
-        """
-        now = time.monotonic()
-        if now - self._probed_at < 2.0 or not self._probe_lock.acquire(blocking=False):
-            return not self._broker_lost  # probed lately, or the watch thread is at it
-        try:
-            self._probed_at = now
-            try:
-                probe_kafka(self.config, timeout=2.0)
-            except ServiceUnavailableError as exc:
-                if not self._broker_lost:
-                    log.warning("engine paused: %s; waiting for it to come back", exc)
-                self._broker_lost = True
-                return False
-            if self._broker_lost:
-                log.info("engine resuming: Kafka at %s answers again", self.config.kafka_bootstrap)
-            self._broker_lost = False
-            return True
-        finally:
-            self._probe_lock.release()
-
-    def _start_broker_watch(self) -> None:
-        """Probe the broker from a thread of its own, every second.
-
-        The engine's loop can block inside kafka-python for a whole outage (a
-        group rejoin, a transaction waiting for its coordinator) and then carry
-        on as if nothing happened; the operator must still see the pause.
-        """
-        if self._watcher is not None and self._watcher.is_alive():
-            return
-        self._watch_stop.clear()
-
-        def watch() -> None:
-            while not self._watch_stop.wait(1.0):
-                with contextlib.suppress(Exception):
-                    self._broker_reachable()
-
-        self._watcher = threading.Thread(target=watch, name="realorders-broker-watch", daemon=True)
-        self._watcher.start()
+        self.registry.beat(position, self._owned)
 
     def _offsets_to_commit_idle(self) -> dict[TopicPartition, OffsetAndMetadata]:
         """Drained partitions whose position moved past transaction markers only."""
@@ -517,17 +449,12 @@ class KafkaBackend:
                 offsets[tp] = OffsetAndMetadata(consumer.position(tp), "", -1)
         return offsets
 
-    def _engines(self) -> list[dict[str, Any]]:
-        now = time.time()
-        engines = [orjson.loads(v) for v in self._r.hvals(f"{self._p}engines")]
-        return [e for e in engines if now - e["heartbeat_at"] < _ENGINE_STALE]
-
     def engine_running(self) -> bool:
-        return self._engine_id is not None or bool(self._engines())
+        return self.registry.engine_id is not None or bool(self.registry.engines())
 
     def engine_count(self) -> int:
         """Engines with a fresh heartbeat (one Redis read; the dashboard shows how many)."""
-        return len(self._engines())
+        return len(self.registry.engines())
 
     def backlog(self) -> int:
         """Commands in the topic that no engine has committed yet (all partitions)."""
@@ -557,7 +484,7 @@ class KafkaBackend:
     def engine_info(self) -> EngineInfo:
         head = int(self._r.get(f"{self._p}seq") or 0)
         backlog = self.backlog()
-        engines = sorted(self._engines(), key=lambda e: e["heartbeat_at"])
+        engines = sorted(self.registry.engines(), key=lambda e: e["heartbeat_at"])
         newest = engines[-1] if engines else None
         return EngineInfo(
             pid=None if newest is None else newest["pid"],
@@ -574,7 +501,7 @@ class KafkaBackend:
 
     def release_engine(self) -> None:
         """Leave the group first: a member left behind would hold its partitions, unpolled."""
-        self._watch_stop.set()
+        self._broker.stop()
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 self._consumer.close(autocommit=False, timeout_ms=5000)
@@ -583,10 +510,7 @@ class KafkaBackend:
                 self._producer.close(timeout=5)
         self._consumer = None
         self._producer = None
-        if self._engine_id is not None:
-            with contextlib.suppress(Exception):  # Redis may be the service that is down
-                self._r.hdel(f"{self._p}engines", self._engine_id)
-            self._engine_id = None
+        self.registry.leave()
         self.commands.poll = None
         self.orders.owns = None
         self._owned = set()
