@@ -46,14 +46,14 @@ from typing import Any
 import orjson
 
 # benchmarks/engine.py, next to this file (the script's own directory is on sys.path)
-from engine import EVENTS_PER_ORDER, make_workload, realorders_cmd
+from _procs import CLOCK_TICK, machine_cpu, realorders_cmd
+from engine import EVENTS_PER_ORDER, make_workload
 
 from realorders import Client
 from realorders.domain import Order
 from realorders.engine.ports import percentile
 from realorders.tui import run_dashboard
 
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 TERMINAL_SIZE = (160, 48)
 LOADGEN_TICK = 0.05  # seconds between the load generator's batches
 TARGET_P95 = 0.5
@@ -75,13 +75,6 @@ def proc_cpu(pid: int | None) -> float | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()  # fields after "pid (comm)", from state on
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
-def machine_cpu() -> float:
-    """Busy CPU seconds of the whole machine since boot (every process, every core)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICK
 
 
 def load_average() -> str:

@@ -48,6 +48,7 @@ from typing import Any
 import kafka
 import orjson
 import redis
+from _procs import machine_cpu, proc_cpu, realorders_cmd
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.record.util import crc32c_c as kafka_crc32c_c
@@ -60,7 +61,6 @@ from realorders.engine.ports import CommandKind
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "scripts" / "services" / "services.py"
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 POLL_SECONDS = 0.2  # how often the harness asks Redis for the terminal count
 OWNS = re.compile(r"now owns partitions \[([0-9, ]*)\]")
 TARGET_ONE_ENGINE = 10_000  # orders/s end to end with one engine (issue 5)
@@ -84,28 +84,6 @@ def load_services() -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
-
-
-def realorders_cmd() -> list[str]:
-    script = Path(sys.executable).parent / "realorders"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "realorders"]
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) a live process has used so far (0 if gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
-def machine_cpu() -> float:
-    """Busy CPU seconds of the whole machine since boot (every process, every core)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICK
 
 
 def own_cpu() -> float:

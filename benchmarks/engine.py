@@ -23,7 +23,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,17 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from _procs import realorders_cmd
 
 from realorders import Client
 from realorders.engine.backends.sqlite_schema import connect
 from realorders.ids import new_id
 
 EVENTS_PER_ORDER = 5  # pending, reserved, packed, shipped, delivered
-
-
-def realorders_cmd() -> list[str]:
-    script = Path(sys.executable).parent / "realorders"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "realorders"]
 
 
 def make_workload(directory: Path, n: int, products: int, seed: int) -> tuple[Path, Path]:

@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _procs
+
+from _procs import proc_cpu, realorders_cmd
+
 __all__ = [
     "SKIP_EXIT",
     "Args",
@@ -35,6 +39,8 @@ __all__ = [
     "parse_args",
     "percentiles",
     "percentiles_sql",
+    "proc_cpu",
+    "realorders_cmd",
     "skip",
     "versions",
     "write_result",

@@ -36,19 +36,8 @@ import common
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services" / "services.py"
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
-__all__ = ["Services", "proc_cpu", "stop_on_signals"]
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) a live process has used so far (0 if gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+__all__ = ["Services", "stop_on_signals"]
 
 
 def proc_rss_mb(pid: int) -> float:
@@ -142,12 +131,12 @@ class Services:
 
     def mark_cpu(self) -> None:
         """Start of the timed window: remember each service's CPU so far."""
-        self._cpu_mark = {name: proc_cpu(pid) for name, pid in self.pids.items()}
+        self._cpu_mark = {name: common.proc_cpu(pid) for name, pid in self.pids.items()}
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds each service used since :meth:`mark_cpu`."""
         return {
-            name: round(proc_cpu(pid) - self._cpu_mark.get(name, 0.0), 3)
+            name: round(common.proc_cpu(pid) - self._cpu_mark.get(name, 0.0), 3)
             for name, pid in self.pids.items()
         }
 

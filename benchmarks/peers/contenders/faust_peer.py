@@ -299,14 +299,14 @@ def main() -> None:
                 if args.rate > 0:
                     producer.flush()  # at a rate, each order is acked when it is due
 
-            worker_cpu = kafka_services.proc_cpu(proc.pid)
+            worker_cpu = common.proc_cpu(proc.pid)
             services.mark_cpu()
             pacer.run(workload.iter_orders(args.n, args.seed, args.products), submit, clock)
             producer.flush()
             wait_committed(admin, "orders", args.n, proc, max(600.0, args.n / 50))
             clock.stop()
             service_cpu = services.cpu()
-            worker_cpu = kafka_services.proc_cpu(proc.pid) - worker_cpu
+            worker_cpu = common.proc_cpu(proc.pid) - worker_cpu
             clock.stop_cpu()  # this process only: the worker is still running
             producer.close()
         finally:

@@ -48,11 +48,6 @@ LATENCY_SQL_END = "coalesce(terminal_at, updated_at)"
 LATENCY_SQL = f"{LATENCY_SQL_END} - created_at"
 
 
-def realorders_cmd() -> list[str]:
-    script = Path(sys.executable).parent / "realorders"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "realorders"]
-
-
 def clean_env(db: Path) -> dict[str, str]:
     """Only this run's store: no REALORDERS_* settings from the caller's environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALORDERS_")}
@@ -142,7 +137,7 @@ def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
     db = args.dir / "realorders.db"
     orders_file, inventory = workload.write_files_for(args.n, args.seed, args.products, args.dir)
-    cmd = realorders_cmd()
+    cmd = common.realorders_cmd()
     env = clean_env(db)
     run(cmd, env, args.dir, "init", "--inventory", str(inventory))
     clock = common.Clock()

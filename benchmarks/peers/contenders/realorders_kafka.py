@@ -68,11 +68,6 @@ DURABILITY = (
 )
 
 
-def realorders_cmd() -> list[str]:
-    script = Path(sys.executable).parent / "realorders"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "realorders"]
-
-
 def store_env(services: kafka_services.Services) -> dict[str, str]:
     """Only this run's store: no REALORDERS_* settings from the caller's environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALORDERS_")}
@@ -190,7 +185,7 @@ def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
     kafka_services.stop_on_signals()
     orders_file, inventory = workload.write_files_for(args.n, args.seed, args.products, args.dir)
-    cmd = realorders_cmd()
+    cmd = common.realorders_cmd()
     with kafka_services.Services(args.dir) as services:
         env = store_env(services)
         run(cmd, env, args.dir, "--backend", "kafka", "init", "--inventory", str(inventory))
@@ -201,7 +196,7 @@ def main() -> None:
         try:
             engine.wait_owner()
             with Client(config=config, create=False) as client:
-                engine_cpu = kafka_services.proc_cpu(engine.proc.pid)
+                engine_cpu = common.proc_cpu(engine.proc.pid)
                 services.mark_cpu()
                 if args.rate <= 0:
                     clock.start()
@@ -224,7 +219,7 @@ def main() -> None:
                 wait_settled(client, engine, args.n)
                 clock.stop()
                 service_cpu = services.cpu()
-                engine_cpu = kafka_services.proc_cpu(engine.proc.pid) - engine_cpu
+                engine_cpu = common.proc_cpu(engine.proc.pid) - engine_cpu
                 clock.stop_cpu()  # this process and the import child, not the engine yet
                 counts = client.backend.orders.counts()
                 stock = {level.product_id: level.available for level in client.levels()}

@@ -174,7 +174,6 @@ class CommitWriter:
             self._closing = True
             self._changed.notify_all()
         self._thread.join()
-        self._conn.execute("PRAGMA wal_autocheckpoint = 1000")
         self._conn.close()
 
     def _raise_error(self) -> None:
