@@ -56,7 +56,7 @@ from kafka.record.util import crc32c_c as kafka_crc32c_c
 from realorders import Client
 from realorders.config import Config
 from realorders.domain import TERMINAL
-from realorders.engine.backends.kafka_log import encode_command
+from realorders.engine.backends.distributed.commands import encode_command
 from realorders.engine.ports import CommandKind
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ import orjson
 from _procs import realorders_cmd
 
 from realorders import Client
-from realorders.engine.backends.sqlite_schema import connect
+from realorders.engine.backends.sqlite.schema import connect
 from realorders.ids import new_id
 
 EVENTS_PER_ORDER = 5  # pending, reserved, packed, shipped, delivered

@@ -9,6 +9,7 @@ returned as a list; the format-level reading is shared with order intake
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ from realorders._textio import (
     json_type,
     required_text,
 )
-from realorders.errors import InputError
+from realorders.errors import InputError, UsageError
 
-__all__ = ["MAX_STOCK", "ProductRow", "read_inventory"]
+__all__ = ["MAX_STOCK", "ProductRow", "check_price", "read_inventory"]
 
 #: one limit for files, the API and the CLI: far beyond any shelf, and sums of it
 #: stay exact in SQLite's 64-bit integers
@@ -49,6 +50,13 @@ class ProductRow:
     name: str
     price: float
     stock: int
+
+
+def check_price(price: float) -> float:
+    """A product's price, as every caller must give it: a finite number, not negative."""
+    if not math.isfinite(price) or price < 0:
+        raise UsageError(f"price must be a finite number, not negative; got {price}")
+    return price
 
 
 def read_inventory(path: str) -> list[ProductRow]:

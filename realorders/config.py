@@ -18,6 +18,9 @@ be at the top level), and ``kafka_*`` / ``redis_*`` keys may be grouped as
 Relative paths in a file are relative to the file's directory. Secrets
 (``kafka_password``, ``redis_password`` and a password inside ``redis_url``)
 never come from a flag: flags show in the process list and shell history.
+
+Longer than 400 lines on purpose: every setting's parsing, checks and
+provenance in one place, so no front or backend grows its own.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from realorders.config_file import find_config_file, read_config_file
 from realorders.errors import UsageError
@@ -173,6 +176,37 @@ class Config:
         """``kafka_bootstrap`` as the list kafka-python takes."""
         return [item.strip() for item in self.kafka_bootstrap.split(",")]  # checked already
 
+    def overridden(self, *, db: str | Path | None, backend: str | None) -> Config:
+        """This config with ``db`` and ``backend`` given in code (``None``: keep)."""
+        changes: dict[str, Any] = {}
+        if db is not None:
+            changes["db"] = Path(db)
+        if backend is not None:
+            if backend not in BACKENDS:
+                raise UsageError(
+                    f"unknown backend {backend!r}: this version supports {', '.join(BACKENDS)}"
+                )
+            changes["backend"] = backend
+        if not changes:
+            return self
+        return replace(
+            self, **changes, sources={**self.sources, **dict.fromkeys(changes, "argument")}
+        )
+
+    @property
+    def scales_out(self) -> bool:
+        """Whether several engines may share the store (the distributed mode)."""
+        return self.backend == "kafka"
+
+    def where(self) -> str:
+        """The store, as a person would name it in a message (never a password)."""
+        if not self.scales_out:
+            return str(self.db)
+        return (
+            f"Kafka {self.kafka_bootstrap} (topics {self.kafka_topic_prefix}.*) and "
+            f"Redis {redis_location(self.redis_url)} (prefix {self.redis_prefix})"
+        )
+
     def source_of(self, name: str) -> str:
         """Where ``name`` came from: "flag", "env REALORDERS_X", "file PATH" or "default"."""
         if name in self.sources:
@@ -263,6 +297,20 @@ def parse_bootstrap(text: str) -> list[tuple[str, int]]:
             )
         pairs.append((host, int(port)))
     return pairs
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def redis_location(url: str) -> str:
+    """``HOST:PORT/DB`` (or ``unix:PATH``) of a Redis URL, for messages: never its password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix:{parts.path}"
+    db = parse_qs(parts.query).get("db", [parts.path.strip("/") or "0"])[0]
+    return f"{host_port(parts.hostname or 'localhost', parts.port or 6379)}/{db}"
 
 
 def mask_url(url: str) -> str:

@@ -17,6 +17,7 @@ import orjson
 __all__ = [
     "CANCELLABLE",
     "HOLDS_STOCK",
+    "MOVING",
     "NEXT_STAGE",
     "TERMINAL",
     "Event",
@@ -27,6 +28,7 @@ __all__ = [
     "Status",
     "apply",
     "fold",
+    "moving",
 ]
 
 MAX_QUANTITY = 1_000_000
@@ -48,6 +50,9 @@ TERMINAL = frozenset({Status.DELIVERED, Status.REJECTED, Status.CANCELLED})
 CANCELLABLE = frozenset({Status.PENDING, Status.RESERVED, Status.BACKORDERED, Status.PACKED})
 #: States whose lines are counted in ``reserved`` stock.
 HOLDS_STOCK = frozenset({Status.RESERVED, Status.PACKED})
+#: States an engine moves on by itself (a reservation, a fulfilment timer); a
+#: backordered order waits for stock instead, so it does not count as moving.
+MOVING = frozenset(s for s in Status if s not in TERMINAL and s is not Status.BACKORDERED)
 #: Fulfilment stages, advanced by the engine after the configured delays.
 NEXT_STAGE = {
     Status.RESERVED: Status.PACKED,
@@ -262,3 +267,8 @@ def fold(events: list[Event]) -> OrderState | None:
     for event in events:
         state = apply(state, event)
     return state
+
+
+def moving(counts: dict[str, int]) -> int:
+    """How many orders of a per-status count are still :data:`MOVING`."""
+    return sum(n for status, n in counts.items() if Status(status) in MOVING)

@@ -1,4 +1,4 @@
-"""Batch import: stream a file of orders into the command log.
+"""Orders into the command log: streamed from a file, or checked when built in code.
 
 Constant memory: orders are parsed one at a time and appended in batches, so
 a million-order file costs what one batch costs. Bad rows are reported with
@@ -16,17 +16,18 @@ import select
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from realorders._gc import fewer_collections
-from realorders.domain import Order
+from realorders.domain import LineItem, Order
 from realorders.engine.ports import Backend, IntakeOutcome
+from realorders.errors import InputError
 from realorders.ids import new_id
-from realorders.intake import Format, ParsedOrder, RowError, read_orders
+from realorders.intake import Format, ParsedOrder, RowError, order_from_obj, read_orders
 
-__all__ = ["ImportReport", "import_orders"]
+__all__ = ["ImportReport", "checked_orders", "import_orders", "new_order"]
 
 
 @dataclass(slots=True)
@@ -223,3 +224,33 @@ def _dry_outcomes(backend: Backend, orders: list[Order]) -> list[IntakeOutcome]:
         else:
             outcomes.append(IntakeOutcome.DUPLICATE if seen == digest else IntakeOutcome.CONFLICT)
     return outcomes
+
+
+def new_order(
+    customer_id: str | None,
+    items: Sequence[LineItem],
+    order_id: str | None = None,
+    notes: str | None = None,
+) -> Order:
+    """An order from its parts, as ``submit --customer/--item`` gives them."""
+    if not customer_id:
+        raise InputError("an order needs a customer")
+    if not items:
+        raise InputError("an order needs at least one item")
+    return Order(order_id or new_id(), customer_id, tuple(items), notes)
+
+
+def checked_orders(orders: Iterable[Order], where: str) -> list[Order]:
+    """Orders built in code, held to the rules every file obeys (all or none).
+
+    ``where`` names an order in the error: ``"order"``, or ``"orders[{}]"`` for
+    its index. One bad order raises InputError and none is returned.
+    """
+    checked: list[Order] = []
+    for index, order in enumerate(orders):
+        try:
+            checked.append(order_from_obj(order.to_dict(), "order", 1))
+        except InputError as exc:
+            prefix = "" if "{}" not in where else where.format(index) + ": "
+            raise InputError(prefix + exc.reason) from None
+    return checked

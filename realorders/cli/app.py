@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
+import typer.core
 from rich.console import Console
+from typer import _click  # typer vendors click: its help types are these, not click's
 
 from realorders.client import Client
 from realorders.config import SETTINGS, Config, load_config
@@ -23,6 +25,28 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 failed operation, rejected rows or failed check; "
     "2 usage error; 130 interrupted."
 )
+
+
+class CommandsFirst(typer.core.TyperGroup):
+    """Plain help that lists the commands first, then the options by ``rich_help_panel``.
+
+    The distributed mode's fourteen options sit in a panel of their own, after
+    the common ones, so the first screen of ``realorders --help`` shows commands.
+    """
+
+    def format_options(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        self.format_commands(ctx, formatter)
+        sections: dict[str, list[tuple[str, str]]] = {"Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            panel = param.rich_help_panel if isinstance(param, typer.core.TyperOption) else None
+            sections.setdefault(panel or "Options", []).append(record)
+        for title, records in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
 
 app = typer.Typer(
     name="realorders",
@@ -34,7 +58,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode=None,  # plain help: the [env: …] notes are text, not Rich markup
+    cls=CommandsFirst,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -85,6 +110,8 @@ def _version(value: bool) -> None:
 
 
 _DEFAULTS = Config()
+#: --help lists the commands first; the distributed mode's many options follow in a panel
+DISTRIBUTED_PANEL = "Distributed mode (--backend kafka)"
 
 
 def _help(name: str, text: str | None = None) -> str:
@@ -111,19 +138,25 @@ def main_options(
         None, "--backend", metavar="[sqlite|kafka]", help=_help("backend")
     ),
     kafka_bootstrap: str | None = typer.Option(
-        None, "--kafka-bootstrap", metavar="HOST:PORT[,…]", help=_help("kafka_bootstrap")
+        None,
+        "--kafka-bootstrap",
+        metavar="HOST:PORT[,…]",
+        help=_help("kafka_bootstrap"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     kafka_security_protocol: str | None = typer.Option(
         None,
         "--kafka-security-protocol",
         metavar="[PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL]",
         help=_help("kafka_security_protocol"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     kafka_sasl_mechanism: str | None = typer.Option(
         None,
         "--kafka-sasl-mechanism",
         metavar="[PLAIN|SCRAM-SHA-256|SCRAM-SHA-512]",
         help=_help("kafka_sasl_mechanism"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     kafka_username: str | None = typer.Option(
         None,
@@ -133,21 +166,42 @@ def main_options(
             "kafka_username",
             "Kafka SASL user name (the password: REALORDERS_KAFKA_PASSWORD or the file).",
         ),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     kafka_ca_file: Path | None = typer.Option(
-        None, "--kafka-ca-file", metavar="PEM", help=_help("kafka_ca_file")
+        None,
+        "--kafka-ca-file",
+        metavar="PEM",
+        help=_help("kafka_ca_file"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     kafka_topic_prefix: str | None = typer.Option(
-        None, "--kafka-topic-prefix", metavar="PREFIX", help=_help("kafka_topic_prefix")
+        None,
+        "--kafka-topic-prefix",
+        metavar="PREFIX",
+        help=_help("kafka_topic_prefix"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     kafka_partitions: int | None = typer.Option(
-        None, "--kafka-partitions", metavar="N", help=_help("kafka_partitions")
+        None,
+        "--kafka-partitions",
+        metavar="N",
+        help=_help("kafka_partitions"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     kafka_replication_factor: int | None = typer.Option(
-        None, "--kafka-replication-factor", metavar="N", help=_help("kafka_replication_factor")
+        None,
+        "--kafka-replication-factor",
+        metavar="N",
+        help=_help("kafka_replication_factor"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     kafka_group: str | None = typer.Option(
-        None, "--kafka-group", metavar="GROUP", help=_help("kafka_group")
+        None,
+        "--kafka-group",
+        metavar="GROUP",
+        help=_help("kafka_group"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     redis_url: str | None = typer.Option(
         None,
@@ -158,12 +212,21 @@ def main_options(
             "Redis URL: redis://HOST:PORT/DB, rediss:// (TLS) or unix://PATH; no password "
             "here (REALORDERS_REDIS_PASSWORD or the file).",
         ),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     redis_ca_file: Path | None = typer.Option(
-        None, "--redis-ca-file", metavar="PEM", help=_help("redis_ca_file")
+        None,
+        "--redis-ca-file",
+        metavar="PEM",
+        help=_help("redis_ca_file"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     redis_prefix: str | None = typer.Option(
-        None, "--redis-prefix", metavar="PREFIX", help=_help("redis_prefix")
+        None,
+        "--redis-prefix",
+        metavar="PREFIX",
+        help=_help("redis_prefix"),
+        rich_help_panel=DISTRIBUTED_PANEL,
     ),
     debug: bool = typer.Option(
         False, "--debug", envvar="REALORDERS_DEBUG", help="Show tracebacks for errors."
@@ -216,6 +279,7 @@ def run_cli(argv: list[str] | None = None) -> int:
         err.print("interrupted")
         return 130
     except typer.TyperException as exc:  # usage errors from typer's (vendored) click
+        # not the seam: the vendored click's exception classes carry these untyped
         code = int(getattr(exc, "exit_code", 2))
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]  # the help text itself

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
 
 from realorders.catalogue_file import read_inventory
 from realorders.client import Client
-from realorders.engine.backends.sqlite_schema import SCHEMA_VERSION
 from realorders.errors import UsageError
 
 from .app import app, err, fail, settings
@@ -49,25 +47,14 @@ def init(
     if inventory is not None and not Path(inventory).is_file():
         raise UsageError(f"{inventory}: no such file")
     rows = None if inventory is None else read_inventory(inventory)  # bad file: no database
-    existed = cfg.db.exists()
     with cfg.client(create=True) as client:
-        if cfg.backend == "kafka":
-            for line in client.init_store():
-                err.print(line, highlight=False)
-        else:
-            verb = "using existing" if existed else "created"
-            err.print(f"{verb} database {cfg.db} (schema v{SCHEMA_VERSION})", highlight=False)
+        for line in client.init_store():
+            err.print(line, highlight=False)
         if rows is not None:
             added, updated = client.load_inventory(rows)
             err.print(
                 f"loaded {inventory}: {added} products added, {updated} updated", highlight=False
             )
-
-
-def _price(value: float) -> float:
-    if not math.isfinite(value) or value < 0:
-        raise UsageError(f"price must be a finite number, not negative; got {value}")
-    return value
 
 
 @products_app.command("list")
@@ -89,7 +76,7 @@ def products_show(
     """Show one product with its stock."""
     with settings(ctx).client() as client:
         product = client.product(product_id)
-        level = next((lv for lv in client.levels() if lv.product_id == product_id), None)
+        level = client.level(product_id)
         record = {**product, **(level.to_dict() if level else {})}
         if fmt is Format.json:
             from .output import write_json
@@ -109,7 +96,7 @@ def products_add(
 ) -> None:
     """Add a product (with optional initial stock)."""
     with settings(ctx).client() as client:
-        client.add_product(product_id, name, _price(price), stock)
+        client.add_product(product_id, name, price, stock)
         err.print(f"added {product_id}", highlight=False)
 
 
@@ -124,7 +111,7 @@ def products_update(
     if name is None and price is None:
         raise UsageError("nothing to update: pass --name and/or --price")
     with settings(ctx).client() as client:
-        client.update_product(product_id, name=name, price=None if price is None else _price(price))
+        client.update_product(product_id, name=name, price=price)
         err.print(f"updated {product_id}", highlight=False)
 
 
@@ -173,8 +160,8 @@ def inventory_set(
         position = client.set_stock(product_id, quantity)
         if _apply(client, position, f"stock of {product_id} set to {quantity}", timeout):
             # the engine refuses a level below what orders reserved since the request
-            level = next(lv for lv in client.levels() if lv.product_id == product_id)
-            if level.on_hand != quantity:
+            level = client.level(product_id)
+            if level is not None and level.on_hand != quantity:
                 raise fail(
                     f"the engine refused: {level.reserved} units of {product_id} are "
                     f"reserved by open orders; on hand stays {level.on_hand}"

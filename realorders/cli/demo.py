@@ -25,10 +25,10 @@ from rich.table import Table
 from rich.text import Text
 
 from realorders.client import Client
-from realorders.domain import TERMINAL, Event, Order, Status
-from realorders.engine import Delays, Engine
+from realorders.domain import Event, Order, Status
+from realorders.engine import Delays
 from realorders.intake import ParsedOrder, read_orders
-from realorders.style import STATUS_STYLE, clock, status_text
+from realorders.ui.style import STATUS_STYLE, clock, status_text
 
 from .app import err, out
 
@@ -66,7 +66,7 @@ def run_demo(path: str | None, speed: float, dashboard: bool = False) -> None:
         else:
             asyncio.run(_play(client, parsed, delays, speed))
         report = client.check()
-        counts = client.backend.orders.counts()
+        counts = client.counts()
     out.print(Text("finished: ") + Text(", ".join(f"{n} {s}" for s, n in counts.items() if n)))
     out.print(f"check: {'every invariant holds' if report.ok else report.problems[0]}")
     out.print("explore it:")
@@ -104,10 +104,10 @@ async def _play(
     until: threading.Event | None = None,
 ) -> None:
     """Submit the examples in threes, cancel one, restock twice; ``until`` keeps the engine on."""
-    engine = Engine(client.backend, delays=delays, poll_interval=0.02, report_interval=3600)
+    engine = client.engine(delays=delays, poll_interval=0.02, report_interval=3600)
     engine_task = asyncio.create_task(engine.run())
     recent: deque[Event] = deque(maxlen=12)
-    cursor = client.backend.events.head()
+    cursor = client.head()
     start = time.monotonic()
     live_view = out.is_terminal or quiet
     cancelled = False
@@ -144,7 +144,7 @@ async def _play(
         while time.monotonic() < deadline and not closing():
             cursor = _drain(client, cursor, recent, live_view)
             live.update(frame())
-            if _settled(client):
+            if client.quiet():
                 break
             await asyncio.sleep(0.1)
     while until is not None and not until.is_set():
@@ -154,7 +154,7 @@ async def _play(
 
 
 def _drain(client: Client, after: int, recent: deque[Event], live_view: bool) -> int:
-    for cursor, event in client.backend.events.tail(after, 500):
+    for cursor, event in client.events(after, 500):
         after = cursor
         recent.append(event)
         if not live_view:
@@ -177,17 +177,8 @@ def _cancel_one(client: Client, actions: list[str]) -> bool:
     return False
 
 
-def _settled(client: Client) -> bool:
-    if client.engine_info().backlog:
-        return False
-    counts = client.backend.orders.counts()
-    return all(
-        n == 0 for s, n in counts.items() if Status(s) not in TERMINAL and s != Status.BACKORDERED
-    )
-
-
 def _frame(client: Client, recent: deque[Event], actions: list[str], elapsed: float) -> Group:
-    counts = client.backend.orders.counts()
+    counts = client.counts()
     flow = Text()
     for status in Status:
         flow.append(status.value, style=f"bold {STATUS_STYLE[status]}")

@@ -47,7 +47,7 @@ def run(
         )
         stats = client.run(until_idle=until_idle, delays=parsed, batch_size=batch_size)
         err.print(
-            f"engine stopped at position {client.backend.position():,}: {stats.commands:,} "
+            f"engine stopped at position {client.engine_info().position:,}: {stats.commands:,} "
             f"commands, {stats.events:,} events, {stats.finished:,} orders finished",
             highlight=False,
         )

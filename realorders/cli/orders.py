@@ -13,12 +13,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 from rich.text import Text
 
-from realorders.client import Client, OrderView, order_dict, queued_order_dict
+from realorders.client import Client, OrderView
 from realorders.domain import TERMINAL, LineItem, Status
 from realorders.errors import InputError, UsageError
 from realorders.importer import ImportReport
 from realorders.intake import RowError, detect_format, parse_item_spec, parse_order_json
-from realorders.style import clock, status_text
+from realorders.ui.style import clock, status_text
 
 from .app import app, err, fail, out, settings
 from .output import (
@@ -268,18 +268,10 @@ def _size(stream: Any) -> int | None:
 
 
 def _wait_imported(client: Client, report: ImportReport, timeout: float | None) -> dict[str, int]:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    last = max(end for _, end in report.positions)
-    while True:
-        statuses = client.backend.orders.counts_between(report.positions)
-        moving = sum(
-            n for s, n in statuses.items() if Status(s) not in TERMINAL and s != Status.BACKORDERED
-        )
-        if client.backend.position() >= last and moving == 0:
-            return statuses
-        if deadline is not None and time.monotonic() >= deadline:
-            raise fail(f"timed out after {timeout}s waiting for imported orders to settle")
-        time.sleep(0.2)
+    statuses = client.wait_imported(report, timeout)
+    if statuses is None:
+        raise fail(f"timed out after {timeout}s waiting for imported orders to settle")
+    return statuses
 
 
 @app.command("list")
@@ -292,16 +284,10 @@ def list_(
 ) -> None:
     """List orders, newest first (queued submissions show as pending)."""
     with settings(ctx).client() as client, client.snapshot():
-        records: list[dict[str, Any]] = []
-        if status in (None, Status.PENDING):
-            for order, _position, at in client.queued(limit, customer):
-                records.append(with_iso_times(queued_order_dict(order, at)))
-        remaining = limit - len(records)
-        if remaining > 0:
-            records += [
-                with_iso_times(order_dict(s))
-                for s in client.orders(status=status, customer_id=customer, limit=remaining)
-            ]
+        records = [
+            with_iso_times(view.record())
+            for view in client.list_orders(status=status, customer_id=customer, limit=limit)
+        ]
         now = time.time()
         rows = [
             [

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from realorders.client import event_dict
 from realorders.domain import Status
-from realorders.style import clock, status_text
+from realorders.ui.style import clock, status_text
 
 from .app import app, err, fail, out, settings
 from .output import iso, write_json, write_ndjson_line

@@ -1,8 +1,13 @@
-"""The only seams between the engine and storage.
+"""The only seams between the engine, the fronts and storage.
 
-The engine talks to these protocols and nothing else, so the same engine runs
-on one SQLite file or (later) on Kafka + Redis. Each port has a contract test
-suite in ``tests/contract`` that every implementation must pass.
+The engine, the Client and every front talk to these protocols and nothing
+else, so the same code runs on one SQLite file or on Kafka + Redis. Each port
+has a contract test suite in ``tests/contract`` that every implementation must
+pass. What only one deployment can do is not here but in
+:mod:`realorders.engine.capabilities`.
+
+Longer than 400 lines on purpose: the whole seam, with the value types that
+cross it, reads in one file.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from realorders.domain import TERMINAL, Event, LineItem, Order, OrderState, Stat
 
 __all__ = [
     "Backend",
+    "Catalogue",
     "Changes",
     "Command",
     "CommandKind",
@@ -326,6 +332,13 @@ class ReadModel(Protocol):
         """Open orders in ``status`` unchanged since before ``updated_before``, oldest first."""
         ...
 
+    def counts_between(self, ranges: list[tuple[int, int]]) -> dict[str, int]:
+        """Orders per status (every status a key) among those whose arrival is in the ranges.
+
+        ``import --wait`` follows the orders of one import by their positions.
+        """
+        ...
+
     def stats(self, window: float = 60.0) -> dict[str, Any]: ...
 
     def levels(self) -> list[StockLevel]: ...
@@ -341,8 +354,35 @@ class ReadModel(Protocol):
         ...
 
 
+class Catalogue(Protocol):
+    """Products: reference data, written directly (no order state depends on the writes)."""
+
+    def list(self) -> list[dict[str, Any]]: ...
+
+    def get(self, product_id: str) -> dict[str, Any]:
+        """The product (``product_id``, ``name``, ``price``); NotFoundError if unknown."""
+        ...
+
+    def add(self, product_id: str, name: str, price: float, stock: int = 0) -> bool:
+        """Add a product; False when it comes back after a removal (its stock row stays)."""
+        ...
+
+    def update(self, product_id: str, name: str | None, price: float | None) -> None: ...
+
+    def remove(self, product_id: str) -> None:
+        """Refused (RefusedError) while open orders include the product."""
+        ...
+
+    def load(self, rows: Sequence[tuple[str, str, float, int]]) -> tuple[int, int]:
+        """Upsert (product_id, name, price, stock) rows; returns (added, updated)."""
+        ...
+
+
 class Backend(Protocol):
     """One deployment's set of ports, plus the atomic commit that ties them together."""
+
+    #: "sqlite" or "kafka": the ``--backend`` that opens this store.
+    name: str
 
     #: True when the command log may deliver a command again after a restart
     #: (at-least-once); the engine then looks every order up before acting.
@@ -368,6 +408,13 @@ class Backend(Protocol):
     @property
     def orders(self) -> ReadModel: ...
 
+    @property
+    def catalogue(self) -> Catalogue: ...
+
+    def init_store(self) -> list[str]:
+        """Create what the store needs (idempotent); one line per step, for the operator."""
+        ...
+
     def commit(self, changes: Changes) -> None:
         """Durably apply a batch: events, order rows, inventory effects and the position.
 
@@ -391,6 +438,10 @@ class Backend(Protocol):
         ...
 
     def engine_info(self) -> EngineInfo: ...
+
+    def engine_running(self) -> bool:
+        """Whether an engine holds the store now (SQLite: the engine lock; Kafka: heartbeats)."""
+        ...
 
     def heartbeat(self, position: int) -> None: ...
 

@@ -20,17 +20,25 @@ import shlex
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
-from realorders.client import Client
+from realorders.client import Client, OrderView
 from realorders.config import SETTINGS, Config, mask_url
-from realorders.domain import TERMINAL, OrderState, Status
-from realorders.engine.backends.connect import probe_kafka, redis_location
-from realorders.engine.ports import EngineInfo, OrderFilter, StockLevel, percentile
+from realorders.domain import TERMINAL, OrderState, Status, moving
+from realorders.engine.ports import EngineInfo, percentile
 from realorders.engine.resilience import outage_reason
 from realorders.errors import RealordersError, ServiceUnavailableError, UsageError
+
+from .frame import (
+    DEFAULT_STUCK_AFTER,
+    EngineState,
+    Frame,
+    OrderRow,
+    StuckOrder,
+    ViewFilter,
+    parse_duration,
+    parse_stuck_after,
+)
 
 __all__ = [
     "DEFAULT_STUCK_AFTER",
@@ -45,14 +53,6 @@ __all__ = [
     "parse_stuck_after",
 ]
 
-#: seconds an order may sit in a state before the dashboard calls it stuck
-DEFAULT_STUCK_AFTER: dict[Status, float] = {
-    Status.PENDING: 10.0,
-    Status.RESERVED: 60.0,
-    Status.PACKED: 120.0,
-    Status.SHIPPED: 600.0,
-    Status.BACKORDERED: 900.0,
-}
 #: beyond this many new events in one tick, recount instead of reading them all
 _MAX_TAIL = 60_000
 _TAIL_PAGE = 10_000
@@ -60,162 +60,19 @@ _TAIL_PAGE = 10_000
 _LATENCY_SAMPLE = 400
 _LATENCY_WINDOW = 60.0
 _RATE_WINDOW = 3.0
-#: states an engine moves on by itself (fulfilment timers)
-_TIMED = (Status.PENDING, Status.RESERVED, Status.PACKED, Status.SHIPPED)
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-class EngineState(StrEnum):
-    """What the header says first: it explains every other figure (or their stillness)."""
-
-    RUNNING = "running"  # an engine holds the store and has work
-    IDLE = "idle"  # an engine holds the store, nothing to do
-    STOPPED = "not running"  # commands wait, nobody processes them
-    UNREACHABLE = "unreachable"  # the store cannot be read
-
-
-@dataclass(frozen=True, slots=True)
-class ViewFilter:
-    """What the orders table shows: ``status:``, ``customer:``, ``id:`` terms or one word."""
-
-    status: Status | None = None
-    customer_id: str | None = None
-    id_prefix: str | None = None
-    word: str | None = None  # matches a customer or an id prefix
-
-    @classmethod
-    def parse(cls, text: str) -> ViewFilter:
-        status = customer = prefix = word = None
-        for term in text.split():
-            key, sep, value = term.partition(":")
-            key = key.lower()
-            if sep and key in ("status", "s"):
-                try:
-                    status = Status(value.lower())
-                except ValueError:
-                    raise ValueError(f"unknown status {value!r}") from None
-            elif sep and key in ("customer", "c"):
-                customer = value
-            elif sep and key in ("id", "order"):
-                prefix = value
-            elif term.lower() in Status.__members__.values():
-                status = Status(term.lower())
-            else:
-                word = term
-        return cls(status, customer, prefix, word)
-
-    def describe(self) -> str:
-        parts = [
-            f"{name}:{value}"
-            for name, value in (
-                ("status", self.status.value if self.status else None),
-                ("customer", self.customer_id),
-                ("id", self.id_prefix),
-            )
-            if value
-        ]
-        if self.word:
-            parts.append(self.word)
-        return " ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    """One line of the orders table; ``since`` is when the order entered its state."""
-
-    id: str
-    customer_id: str
-    status: Status
-    since: float
-    total: float | None
-    arrival: int
-    queued: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StuckOrder:
-    """An open order past its state's limit; the limit is shown beside its age."""
-
-    row: OrderRow
-    threshold: float
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """Everything one refresh shows; widgets render it and keep nothing else."""
-
-    taken_at: float
-    store: str
-    engine: EngineState
-    problem: str | None = None  # why the store cannot be read, for the empty state
-    engine_pid: int | None = None
-    backlog: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    orders_per_second: float = 0.0
-    events_per_second: float = 0.0
-    latency_p50: float | None = None
-    latency_p95: float | None = None
-    throughput: tuple[float, ...] = ()  # finished orders per second, one point per second
-    orders: tuple[OrderRow, ...] = ()
-    levels: tuple[StockLevel, ...] = ()
-    stuck: tuple[StuckOrder, ...] = ()
-    stuck_more: bool = False  # more stuck orders than the window shows
-    head: int = 0  # cursor of the newest event this frame includes
-    newest_event_at: float | None = None
-    engines: int = 0  # engines sharing the work (several in the distributed mode)
-    #: how a command names this store (``realorders --backend kafka …``); None: the
-    #: store is the file ``store`` and commands take ``--db``
-    cli: str | None = None
-    missing: bool = False  # the services answer but hold no store yet: `init` creates it
-
-    @property
-    def in_flight(self) -> int:
-        return sum(n for s, n in self.counts.items() if Status(s) not in TERMINAL)
-
-    @property
-    def empty(self) -> bool:
-        return (
-            self.problem is None
-            and not any(self.counts.values())
-            and not self.orders
-            and not self.backlog
-        )
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``5m`` or ``1h`` in seconds."""
-    text = text.strip().lower()
-    unit = _UNITS.get(text[-1:])
-    number = text[:-1] if unit else text
-    try:
-        seconds = float(number) * (unit or 1.0)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a duration (like 90s, 5m, 1h)") from None
-    if seconds <= 0:
-        raise ValueError(f"{text!r}: a duration must be positive")
-    return seconds
-
-
-def parse_stuck_after(spec: str | None) -> dict[Status, float]:
-    """``backordered=10m,reserved=30s`` over the defaults."""
-    thresholds = dict(DEFAULT_STUCK_AFTER)
-    for part in (spec or "").split(","):
-        if not part.strip():
-            continue
-        name, sep, value = part.partition("=")
-        try:
-            status = Status(name.strip().lower())
-        except ValueError:
-            raise ValueError(f"unknown state {name.strip()!r}") from None
-        if not sep or status not in DEFAULT_STUCK_AFTER:
-            raise ValueError(f"expected STATE=DURATION for a non-terminal state, got {part!r}")
-        thresholds[status] = parse_duration(value)
-    return thresholds
 
 
 def _row(state: OrderState) -> OrderRow:
     return OrderRow(
         state.id, state.customer_id, state.status, state.updated_at, state.total, state.arrival
+    )
+
+
+def _view_row(view: OrderView) -> OrderRow:
+    if view.state is not None:
+        return _row(view.state)
+    return OrderRow(
+        view.id, view.customer_id, Status.PENDING, view.since, None, view.arrival, queued=True
     )
 
 
@@ -229,7 +86,7 @@ def cli_prefix(config: Config) -> str | None:
     read). Secrets are never spelled, nor a Redis URL that carries a password
     (the CLI refuses one as a flag).
     """
-    if config.backend != "kafka":
+    if not config.scales_out:
         return None
     words = ["realorders"]
     if config.config_file is not None:
@@ -240,31 +97,11 @@ def cli_prefix(config: Config) -> str | None:
             continue
         if config.source_of(setting.name) not in ("flag", "argument"):
             continue
-        value = getattr(config, setting.name)
+        value = getattr(config, setting.name)  # not the seam: SETTINGS names Config's fields
         if value is None or (setting.name == "redis_url" and mask_url(value) != value):
             continue
         words += [setting.flag, str(value)]
     return shlex.join(words)
-
-
-def _where(config: Config) -> str:
-    """The store as :meth:`Client.where` names it, before one could be opened."""
-    if config.backend != "kafka":
-        return str(config.db)
-    return (
-        f"Kafka {config.kafka_bootstrap} (topics {config.kafka_topic_prefix}.*) and "
-        f"Redis {redis_location(config.redis_url)} (prefix {config.redis_prefix})"
-    )
-
-
-def _engine_count(client: Client) -> int | None:
-    """Engines with a fresh heartbeat, from a backend that can count them cheaply.
-
-    Only the distributed mode runs several; a backend without ``engine_count``
-    (SQLite: one engine lock) gives None and the feed asks ``engine_running``.
-    """
-    count = getattr(client.backend, "engine_count", None)
-    return None if count is None else int(count())
 
 
 def _reason(exc: Exception, services: bool) -> str:
@@ -294,9 +131,9 @@ class Feed:
     ) -> None:
         self.config = store if isinstance(store, Config) else Config(db=Path(store))
         #: the SQLite file watched (its replacement is noticed); None for Kafka + Redis
-        self.db: Path | None = None if self.config.backend == "kafka" else self.config.db
+        self.db: Path | None = None if self.config.scales_out else self.config.db
         self.cli = cli_prefix(self.config)
-        self.store = _where(self.config)
+        self.store = self.config.where()
         self.window = window
         self.stuck_after = stuck_after or dict(DEFAULT_STUCK_AFTER)
         self.filter = ViewFilter()
@@ -330,12 +167,11 @@ class Feed:
                 self._terminal = None
         if self._client is None:
             client = Client(config=self.config, create=False)  # PINGs Redis
-            if self.db is None:
-                try:  # kafka-python would take 30 s to say the broker is gone; this, one round trip
-                    probe_kafka(self.config)
-                except Exception:
-                    client.close()
-                    raise
+            try:  # kafka-python would take 30 s to say the broker is gone; this, one round trip
+                client.probe()
+            except Exception:
+                client.close()
+                raise
             self._client = client
             self._identity = identity
             self.store = client.where()
@@ -376,7 +212,7 @@ class Feed:
 
     def _gather(self, client: Client, now: float) -> Frame:
         backend = client.backend
-        engines = _engine_count(client)
+        engines = client.engine_count()  # None: one engine at most (SQLite's engine lock)
         running = engines > 0 if engines is not None else client.engine_running()
         with client.snapshot():
             info = client.engine_info()
@@ -398,10 +234,9 @@ class Feed:
             self._latencies.popleft()
         latencies = sorted(latency for _, latency in self._latencies)
         backlog = info.backlog
-        moving = sum(counts.get(s.value, 0) for s in _TIMED)
         if not running:
             engine = EngineState.STOPPED
-        elif backlog or moving or events_rate > 0:
+        elif backlog or moving(counts) or events_rate > 0:
             engine = EngineState.RUNNING
         else:
             engine = EngineState.IDLE
@@ -473,30 +308,23 @@ class Feed:
             self._second = (second, self._finished)
 
     def _orders(self, client: Client, info: EngineInfo) -> tuple[OrderRow, ...]:
+        """The window of the orders table; ``word`` searches customers and id prefixes."""
         flt, limit = self.filter, self.window
-        found: dict[str, OrderRow] = {}
-        if flt.status in (None, Status.PENDING):
-            queued = client.backend.commands.queued(info.position, limit, flt.customer_id)
-            for order, position, at in queued:
-                if flt.id_prefix and not order.id.startswith(flt.id_prefix):
-                    continue
-                if flt.word and not (
-                    order.id.startswith(flt.word) or order.customer_id == flt.word
-                ):
-                    continue
-                found[order.id] = OrderRow(
-                    order.id, order.customer_id, Status.PENDING, at, None, position, queued=True
-                )
         searches = (
             [(flt.word, flt.id_prefix), (flt.customer_id, flt.word)]
             if flt.word
             else [(flt.customer_id, flt.id_prefix)]
         )
+        found: dict[str, OrderRow] = {}
         for customer, prefix in searches:
-            for state in client.backend.orders.query(
-                OrderFilter(flt.status, customer, prefix, limit)
+            for view in client.list_orders(
+                status=flt.status,
+                customer_id=customer,
+                id_prefix=prefix,
+                limit=limit,
+                engine_position=info.position,
             ):
-                found.setdefault(state.id, _row(state))
+                found.setdefault(view.id, _view_row(view))
         rows = sorted(found.values(), key=lambda r: r.arrival, reverse=True)
         return tuple(rows[:limit])
 

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static
 
 from realorders.client import OrderView
 from realorders.domain import CANCELLABLE, TERMINAL, Status
-from realorders.style import clock, status_text
+from realorders.ui.style import clock, status_text
 
 from .widgets import age
 

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from realorders.domain import Status
 from realorders.engine.ports import StockLevel
-from realorders.style import STATUS_STYLE, status_text
+from realorders.ui.style import STATUS_STYLE, status_text
 
 from .feed import EngineState, Frame, OrderRow, StuckOrder
 
@@ -215,6 +215,7 @@ class LiveTable(DataTable[str | Text]):
     """
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs: object) -> None:
+        # not the seam: DataTable's keywords are typed one by one; these are passed through
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self._column_spec = list(columns)
         self._cells: dict[str, tuple[str | Text, ...]] = {}

@@ -143,7 +143,7 @@ class StoreLink:
         return True
 
     def _report_failure(self, callback: Callable[..., Any]) -> None:
-        name = getattr(callback, "__name__", "update")
+        name = getattr(callback, "__name__", "update")  # not the seam: a partial has no name
         with contextlib.suppress(Exception):
             self.app.call_from_thread(
                 self.app.notify, f"dashboard: {name} failed", severity="error"

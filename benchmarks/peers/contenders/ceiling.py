@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common
 import workload
 
-from realorders.engine.backends.sqlite_schema import connect
+from realorders.engine.backends.sqlite.schema import connect
 
 MODES = ("saturation",)
 KIND = "ceiling"

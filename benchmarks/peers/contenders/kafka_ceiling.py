@@ -29,7 +29,7 @@ import workload
 try:
     import distributed  # the same produce/consume ceiling as benchmarks/distributed.py
 
-    from realorders.engine.backends.kafka_log import encode_command
+    from realorders.engine.backends.distributed.commands import encode_command
     from realorders.engine.ports import CommandKind
 except ImportError as missing:
     common.skip(f"not installed: {missing.name}")

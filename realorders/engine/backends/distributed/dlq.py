@@ -9,34 +9,11 @@ a replayed submission is validated and claimed like any other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from kafka import KafkaConsumer, TopicPartition
 
-__all__ = ["DeadLetter", "read_dead_letters"]
+from realorders.engine.capabilities import DeadLetter
 
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    offset: int
-    reason: str
-    source: str  # topic:partition:offset of the original record
-    at: float | None
-    key: bytes | None
-    value: bytes | None
-    replayed: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "offset": self.offset,
-            "reason": self.reason,
-            "source": self.source,
-            "at": self.at,
-            "key": None if self.key is None else self.key.decode(errors="replace"),
-            "value": None if self.value is None else self.value.decode(errors="replace"),
-            "replayed": self.replayed,
-        }
+__all__ = ["read_dead_letters"]
 
 
 def read_dead_letters(reader: KafkaConsumer, topic: str) -> list[DeadLetter]:

@@ -15,9 +15,9 @@ import ssl
 import struct
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from realorders.config import Config, parse_bootstrap
+from realorders.config import Config, host_port, parse_bootstrap, redis_location
 from realorders.errors import ServiceUnavailableError, UsageError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def probe_kafka(cfg: Config, timeout: float = 5.0) -> int:
     context = _tls_context(cfg) if protocol in ("SSL", "SASL_SSL") else None
     tried: list[str] = []
     for host, port in parse_bootstrap(cfg.kafka_bootstrap):
-        address = _address(host, port)
+        address = host_port(host, port)
         try:
             with _KafkaWire(host, port, timeout, context) as wire:
                 if sasl:
@@ -126,10 +126,6 @@ def _credentials(cfg: Config) -> tuple[str, str]:
             "(REALORDERS_KAFKA_PASSWORD or the config file)"
         )
     return cfg.kafka_username, cfg.kafka_password
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _kafka_reason(exc: BaseException, timeout: float, protocol: str) -> str:
@@ -264,15 +260,6 @@ def open_redis(cfg: Config) -> redis.Redis:
             f"cannot reach Redis at {where}: {_redis_reason(exc)}"
         ) from None
     return client
-
-
-def redis_location(url: str) -> str:
-    """``HOST:PORT/DB`` (or ``unix:PATH``) of a Redis URL, for messages: never its password."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix:{parts.path}"
-    db = parse_qs(parts.query).get("db", [parts.path.strip("/") or "0"])[0]
-    return f"{_address(parts.hostname or 'localhost', parts.port or 6379)}/{db}"
 
 
 def _without_password(url: str) -> str:

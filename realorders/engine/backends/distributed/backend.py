@@ -16,9 +16,9 @@ them back in line with the committed state. Commands of an uncommitted batch
 are redelivered; the engine looks every order up, so nothing happens twice.
 
 The events topic's side (projection, take-over, ``check``, ``watch``) is in
-``kafka_projection``; this module keeps what shares the group consumer and the
+``projection.py``; this module keeps what shares the group consumer and the
 transactional producer: ownership, intake produce, the batch commit. Which
-engines run and whether the broker answers is ``kafka_liveness``.
+engines run and whether the broker answers is ``liveness.py``.
 """
 
 from __future__ import annotations
@@ -38,23 +38,29 @@ from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
 from realorders.config import Config
-from realorders.engine.backends import kafka_admin
-from realorders.engine.backends.connect import kafka_kwargs, open_redis, probe_kafka
-from realorders.engine.backends.kafka_compat import install_join_fix
-from realorders.engine.backends.kafka_dlq import DeadLetter, read_dead_letters
-from realorders.engine.backends.kafka_liveness import BrokerWatch, EngineRegistry
-from realorders.engine.backends.kafka_log import Entry, KafkaCommandLog, decode_command
-from realorders.engine.backends.kafka_log import Poison as _Poison
-from realorders.engine.backends.kafka_projection import OFFSETS_TIMEOUT_MS, EventsTopic
-from realorders.engine.backends.kafka_tail import TopicTail
-from realorders.engine.backends.redis_read import (
+from realorders.engine.backends.distributed import admin
+from realorders.engine.backends.distributed.catalogue import RedisCatalogue
+from realorders.engine.backends.distributed.commands import (
+    Entry,
+    KafkaCommandLog,
+    Poison,
+    decode_command,
+)
+from realorders.engine.backends.distributed.compat import install_join_fix
+from realorders.engine.backends.distributed.connect import kafka_kwargs, open_redis, probe_kafka
+from realorders.engine.backends.distributed.dlq import read_dead_letters
+from realorders.engine.backends.distributed.inventory import RedisInventory
+from realorders.engine.backends.distributed.liveness import BrokerWatch, EngineRegistry
+from realorders.engine.backends.distributed.projection import OFFSETS_TIMEOUT_MS, EventsTopic
+from realorders.engine.backends.distributed.read import (
     RedisEventLog,
     RedisReadModel,
     encode_event,
 )
-from realorders.engine.backends.redis_stock import RedisCatalogue, RedisInventory
-from realorders.engine.ports import Changes, CommandKind, EngineInfo
-from realorders.errors import RealordersError, ServiceUnavailableError
+from realorders.engine.backends.distributed.tail import TopicTail
+from realorders.engine.capabilities import DeadLetter
+from realorders.engine.ports import Changes, Command, CommandKind, EngineInfo
+from realorders.errors import InputError, RealordersError, ServiceUnavailableError
 
 __all__ = ["KafkaBackend"]
 
@@ -123,7 +129,7 @@ class KafkaBackend:
                     f"no realorders store under prefix {config.redis_prefix!r} in Redis "
                     f"(run `realorders --backend kafka init` first)"
                 )
-            self._created = self.init_store()
+            self._created = self._ensure_topics()
             stored = self._r.hget(f"{self._p}meta", "partitions")
         self.partitions = int(stored or 1)
         self.commands = KafkaCommandLog(
@@ -154,14 +160,23 @@ class KafkaBackend:
 
     # -- set-up ---------------------------------------------------------------
 
-    def init_store(self) -> dict[str, str]:
+    def init_store(self) -> list[str]:
+        """Create the topics (idempotent); one line per topic, then where the store is."""
+        lines = [f"topic {topic}: {what}" for topic, what in self._ensure_topics().items()]
+        return [*lines, f"store ready on {self.config.where()}"]
+
+    def probe(self) -> None:
+        """kafka-python takes 30 s to call a broker gone; this, one round trip."""
+        probe_kafka(self.config)
+
+    def _ensure_topics(self) -> dict[str, str]:
         """Create the topics (idempotent) and record the partition count in Redis."""
         if self._created is not None:  # done when this handle opened a new store
             created, self._created = self._created, None
             return created
         probe_kafka(self.config)
-        outcome = kafka_admin.ensure_topics(self.config)
-        partitions = kafka_admin.partition_count(self.config, self.config.commands_topic)
+        outcome = admin.ensure_topics(self.config)
+        partitions = admin.partition_count(self.config, self.config.commands_topic)
         self._r.hsetnx(f"{self._p}meta", "partitions", partitions)
         return outcome
 
@@ -294,7 +309,7 @@ class KafkaBackend:
                 try:
                     command = decode_command(rec.value, tp.partition, rec.offset)
                     buffer.add(Entry(command, tp.partition, rec.offset))
-                except _Poison as exc:
+                except Poison as exc:
                     buffer.add(Entry(None, tp.partition, rec.offset, rec.key, rec.value, str(exc)))
         return got
 
@@ -325,7 +340,7 @@ class KafkaBackend:
         )
 
     def topic_tail(self, *, from_start: bool) -> TopicTail:
-        """``watch`` follows the events topic itself (see ``kafka_tail``)."""
+        """``watch`` follows the events topic itself (see ``tail.py``)."""
         return self.topic.tail(from_start=from_start)
 
     def commit(self, changes: Changes) -> None:
@@ -465,7 +480,7 @@ class KafkaBackend:
     def backlog(self) -> int:
         """Commands in the topic that no engine has committed yet (all partitions)."""
         try:
-            lag = kafka_admin.group_lag(
+            lag = admin.group_lag(
                 self.config, self.topic.reader(), self._admin_client(), self._lag_patience
             )
         except KafkaError as exc:
@@ -480,7 +495,7 @@ class KafkaBackend:
 
     def _admin_client(self) -> Any:
         if self._admin is None:
-            self._admin = kafka_admin.admin_client(self.config)
+            self._admin = admin.admin_client(self.config)
         return self._admin
 
     def position(self) -> int:
@@ -540,6 +555,12 @@ class KafkaBackend:
             replace(letter, replayed=letter.offset in replayed)
             for letter in read_dead_letters(self.topic.reader(), self.config.dlq_topic)
         ]
+
+    def decode_dead_letter(self, value: bytes | None, offset: int) -> Command:
+        try:
+            return decode_command(value, 0, offset)
+        except Poison as exc:
+            raise InputError(f"dead letter {offset}: still not a command: {exc}") from None
 
     def mark_replayed(self, offset: int) -> bool:
         """Remember a replay; False when that dead letter was replayed already."""

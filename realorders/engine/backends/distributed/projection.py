@@ -19,16 +19,16 @@ from kafka import KafkaConsumer, TopicPartition
 
 from realorders.config import Config
 from realorders.domain import Event, Order, apply
-from realorders.engine.backends import redis_lua
-from realorders.engine.backends.connect import kafka_kwargs, probe_kafka
-from realorders.engine.backends.kafka_tail import TopicTail
-from realorders.engine.backends.redis_read import (
+from realorders.engine.backends.distributed import lua
+from realorders.engine.backends.distributed.connect import kafka_kwargs, probe_kafka
+from realorders.engine.backends.distributed.inventory import flat_lines
+from realorders.engine.backends.distributed.read import (
     RedisReadModel,
     encode_event,
     encode_state,
     event_from_list,
 )
-from realorders.engine.backends.redis_stock import flat_lines
+from realorders.engine.backends.distributed.tail import TopicTail
 from realorders.engine.ports import Changes
 
 __all__ = ["EventsTopic"]
@@ -61,8 +61,8 @@ class EventsTopic:
         self._partition_of = partition_of
         self._partitions = partitions
         self._reader: KafkaConsumer | None = None
-        self._project = r.register_script(redis_lua.PROJECT)
-        self._reconcile = r.register_script(redis_lua.RECONCILE)
+        self._project = r.register_script(lua.PROJECT)
+        self._reconcile = r.register_script(lua.RECONCILE)
 
     def reader(self) -> KafkaConsumer:
         """This handle's read_committed consumer (no group): events, dead letters, lag."""

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import orjson
 
-from realorders.engine.backends.sqlite_schema import connect
+from realorders.engine.backends.sqlite.schema import connect
 from realorders.engine.ports import Changes
 
 __all__ = ["Batch", "CommitWriter", "encode", "write"]

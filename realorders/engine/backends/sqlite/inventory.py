@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from realorders.domain import HOLDS_STOCK, LineItem
-from realorders.engine.backends.sqlite_schema import select_in
+from realorders.engine.backends.sqlite.schema import select_in
 from realorders.engine.ports import Reservation
 
 __all__ = ["SqliteInventory"]

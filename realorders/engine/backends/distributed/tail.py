@@ -18,7 +18,7 @@ import orjson
 from kafka import TopicPartition
 
 from realorders.domain import Event
-from realorders.engine.backends.redis_read import event_from_list
+from realorders.engine.backends.distributed.read import event_from_list
 
 __all__ = ["TopicTail"]
 

@@ -1,6 +1,6 @@
 """The read side of the distributed mode, in Redis: orders, history, tail, stats.
 
-Rows are written only by :data:`realorders.engine.backends.redis_lua.PROJECT`
+Rows are written only by :data:`realorders.engine.backends.lua.PROJECT`
 after Kafka has committed the batch that made them, so everything here is
 committed state. Layout (under the store's prefix):
 
@@ -40,6 +40,7 @@ _STATUSES = {s.value: s for s in Status}
 _OPEN = [s for s in Status if s not in TERMINAL]
 _IN_FLIGHT = (Status.RESERVED, Status.PACKED, Status.SHIPPED)
 _PAGE = 500
+_COUNT_PAGE = 5000
 _TAIL_ENTRIES = 20  # of up to 200 events each (the projection's chunk)
 
 
@@ -189,6 +190,23 @@ class RedisReadModel:
             f"{self._p}upd:{status.value}", "-inf", f"({updated_before}", start=0, num=limit
         )
         return self._states(ids)
+
+    def counts_between(self, ranges: list[tuple[int, int]]) -> dict[str, int]:
+        """From the arrival index and ``ver`` ("version:status"): no order row is decoded."""
+        counts = {s.value: 0 for s in Status}
+        for low, high in ranges:
+            offset = 0
+            while True:
+                ids = self._r.zrangebyscore(
+                    f"{self._p}all", low, high, start=offset, num=_COUNT_PAGE
+                )
+                if not ids:
+                    break
+                offset += len(ids)
+                for version in self._r.hmget(f"{self._p}ver", ids):
+                    if version is not None:
+                        counts[version.decode().partition(":")[2]] += 1
+        return counts
 
     def latency_percentiles(self) -> dict[str, float | None]:
         """Submit→terminal percentiles ranked inside Redis (no list of every latency moves)."""

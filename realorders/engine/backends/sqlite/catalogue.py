@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from realorders.engine.backends.sqlite_schema import WriteTx
+from realorders.engine.backends.sqlite.schema import WriteTx
 from realorders.errors import NotFoundError, RefusedError
 
 __all__ = ["SqliteCatalogue"]

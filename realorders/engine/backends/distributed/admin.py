@@ -16,7 +16,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from realorders.config import Config
-from realorders.engine.backends.connect import kafka_kwargs
+from realorders.engine.backends.distributed.connect import kafka_kwargs
 from realorders.errors import RealordersError
 
 __all__ = ["admin_client", "ensure_topics", "group_lag", "partition_count"]

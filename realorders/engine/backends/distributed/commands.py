@@ -20,7 +20,7 @@ import orjson
 import redis
 
 from realorders.domain import Order
-from realorders.engine.backends import redis_lua
+from realorders.engine.backends.distributed import lua
 from realorders.engine.ports import Command, CommandKind, IntakeOutcome, IntakeResult
 
 __all__ = [
@@ -228,8 +228,8 @@ class KafkaCommandLog:
         self._partition_of = partition_of
         self._produce = produce
         self._flush = flush
-        self._claim = r.register_script(redis_lua.CLAIM)
-        self._unclaim = r.register_script(redis_lua.UNCLAIM)
+        self._claim = r.register_script(lua.CLAIM)
+        self._unclaim = r.register_script(lua.UNCLAIM)
         self.buffer = CommandBuffer()
         self.poll: Callable[[int], None] | None = None  # set when an engine claims the log
         self.discard: Callable[[], None] | None = None  # commits dead letters on their own

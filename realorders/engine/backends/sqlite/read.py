@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from realorders.domain import TERMINAL, Event, OrderState, Status
-from realorders.engine.backends.sqlite_schema import select_in
+from realorders.engine.backends.sqlite.schema import select_in
 from realorders.engine.ports import OrderFilter, StockLevel, stats_record
 
 __all__ = ["SqliteEventLog", "SqliteReadModel"]

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from realorders.config import Config
-from realorders.engine.backends.connect import probe_kafka
+from realorders.engine.backends.distributed.connect import probe_kafka
 from realorders.errors import ServiceUnavailableError
 
 __all__ = ["BrokerWatch", "EngineRegistry"]
