@@ -198,6 +198,24 @@ class Config:
         """Whether several engines may share the store (the distributed mode)."""
         return self.backend == "kafka"
 
+    def refuse_misplaced_flags(self) -> None:
+        """UsageError for a flag of the other backend (``--db`` with kafka, ``--kafka-*`` or
+        ``--redis-*`` with sqlite): the CLI says so rather than ignore what was typed."""
+        for setting in SETTINGS:
+            if setting.flag is None or self.source_of(setting.name) != "flag":
+                continue
+            kafka_only = setting.name.startswith(("kafka_", "redis_"))
+            if kafka_only and not self.scales_out:
+                raise UsageError(
+                    f"{setting.flag} applies to the distributed mode only: add --backend kafka "
+                    f"(the backend is sqlite, from {self.source_of('backend')})"
+                )
+            if setting.name == "db" and self.scales_out:
+                raise UsageError(
+                    "--db applies to the embedded mode only (--backend sqlite); "
+                    "the kafka backend keeps no database file"
+                )
+
     def where(self) -> str:
         """The store, as a person would name it in a message (never a password)."""
         if not self.scales_out:

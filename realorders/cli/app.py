@@ -91,8 +91,14 @@ class Settings:
     def backend(self) -> str:
         return self.config.backend
 
+    @property
+    def store_config(self) -> Config:
+        """The config of a command that opens the store: no flag of the other backend."""
+        self.config.refuse_misplaced_flags()
+        return self.config
+
     def client(self, *, create: bool = False) -> Client:
-        return Client(config=self.config, create=create)
+        return Client(config=self.store_config, create=create)
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -46,4 +46,6 @@ def dashboard(
     except ValueError as exc:
         raise UsageError(f"--stuck-after: {exc}") from None
     require_terminal()
-    run_dashboard(settings(ctx).config, refresh=refresh, stuck_after=thresholds, window=window)
+    run_dashboard(
+        settings(ctx).store_config, refresh=refresh, stuck_after=thresholds, window=window
+    )

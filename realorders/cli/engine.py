@@ -55,6 +55,7 @@ def run(
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     path: str | None = typer.Option(
         None, "--path", help="Directory for the demo database (default: a new temp dir)."
     ),
@@ -67,6 +68,12 @@ def demo(
 ) -> None:
     """Watch orders flow: a scratch database, the bundled examples and a live view."""
     from .demo import run_demo
+
+    if settings(ctx).store_config.scales_out:
+        raise UsageError(
+            "demo plays on a scratch SQLite file of its own and is not offered on "
+            "--backend kafka; there, use init --inventory, run and import"
+        )
 
     if dashboard:
         from .dashboard import require_terminal

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 
 from realorders.config import Config
 from realorders.engine.backends.distributed.connect import kafka_kwargs
-from realorders.errors import RealordersError
+from realorders.errors import RealordersError, UsageError
 
 __all__ = ["admin_client", "ensure_topics", "group_lag", "partition_count"]
 
@@ -62,6 +62,13 @@ def ensure_topics(config: Config) -> dict[str, str]:
                 outcome[topic] = "created"
             except TopicAlreadyExistsError:
                 outcome[topic] = "exists"  # another init won the race
+            except InvalidReplicationFactorError:
+                source = config.source_of("kafka_replication_factor")
+                raise UsageError(
+                    f"cannot create {topic} with replication factor {replication}: the cluster "
+                    f"at {config.kafka_bootstrap} has {_brokers(admin)} broker(s) "
+                    f"(kafka_replication_factor from {source})"
+                ) from None
         counts = {t: _partitions(admin, t) for t in (config.commands_topic, config.events_topic)}
         if len(set(counts.values())) != 1:
             raise RealordersError(

@@ -384,7 +384,8 @@ class KafkaBackend:
         for p, future in sent:
             ends[p] = max(ends.get(p, 0), future.get(timeout=30).offset + 1)
         self.topic.project(changes, ends, encoded)
-        self._last_position = changes.position
+        if changes.position >= 0:  # -1: dead letters alone, the engine's position stands
+            self._last_position = changes.position
 
     def _offsets_to_commit(self) -> dict[TopicPartition, OffsetAndMetadata]:
         buffer = self.commands.buffer
