@@ -48,6 +48,7 @@ from realorders.errors import EngineBusyError, NotFoundError, RefusedError
 __all__ = ["MemoryBackend", "MemoryStore"]
 
 _IN_FLIGHT = frozenset({Status.RESERVED, Status.PACKED, Status.SHIPPED})
+_OPEN_UNSHIPPED = frozenset({Status.PENDING, Status.RESERVED, Status.BACKORDERED, Status.PACKED})
 
 
 def _copy_state(state: OrderState) -> OrderState:
@@ -351,6 +352,15 @@ class MemoryReadModel:
         )
         return [_copy_state(s) for s in found[:limit]]
 
+    def counts_between(self, ranges: list[tuple[int, int]]) -> dict[str, int]:
+        # like SqliteReadModel: every status a key, and one count per range (inclusive)
+        counts = {s.value: 0 for s in Status}
+        for low, high in ranges:
+            for state in self._store.orders.values():
+                if low <= state.arrival <= high:
+                    counts[state.status.value] += 1
+        return counts
+
     def stats(self, window: float = 60.0) -> dict[str, Any]:
         store = self._store
         now = store.clock()
@@ -420,13 +430,73 @@ class MemoryCatalogue:
             raise NotFoundError(f"no product {product_id!r}")
         return {"product_id": product_id, "name": found[0], "price": found[1]}
 
-    def add(self, product_id: str, name: str, price: float, stock: int = 0) -> None:
+    def add(self, product_id: str, name: str, price: float, stock: int = 0) -> bool:
         store = self._store
         if product_id in store.products:
             raise RefusedError(f"product {product_id!r} exists already (use products update)")
         store.products[product_id] = (name, price)
-        store.stock.setdefault(product_id, (stock, 0))
+        if product_id in store.stock:  # survives a removal: its level goes through the engine
+            return False
+        store.stock[product_id] = (stock, 0)
         store.ledger.append((product_id, stock, "initial", store.clock()))
+        return True
+
+    def update(self, product_id: str, name: str | None, price: float | None) -> None:
+        products = self._store.products
+        current = products.get(product_id)
+        if current is None:
+            raise NotFoundError(f"no product {product_id!r}")
+        products[product_id] = (
+            current[0] if name is None else name,
+            current[1] if price is None else price,
+        )
+
+    def remove(self, product_id: str) -> None:
+        store = self._store
+        if product_id not in store.products:
+            raise NotFoundError(f"no product {product_id!r}")
+        # like SqliteCatalogue: one count per matching line of an open, unshipped order
+        waiting = [
+            state.id
+            for state in store.orders.values()
+            if state.status in _OPEN_UNSHIPPED
+            for item in state.items
+            if item["product_id"] == product_id
+        ]
+        if waiting:
+            raise RefusedError(
+                f"product {product_id!r} is in {len(waiting)} open orders (e.g. {min(waiting)}); "
+                "cancel them or let them ship first"
+            )
+        del store.products[product_id]  # its stock row stays, as in SQLite
+
+    def load(self, rows: Sequence[tuple[str, str, float, int]]) -> tuple[int, int]:
+        """Upsert products and set stock, all rows or none (SQLite: one transaction)."""
+        store = self._store
+        products, stock_rows = dict(store.products), dict(store.stock)
+        ledger: list[tuple[str, int, str, float]] = []
+        added = updated = 0
+        now = store.clock()
+        for product_id, name, price, stock in rows:
+            existing = stock_rows.get(product_id, (0, 0)) if product_id in products else None
+            products[product_id] = (name, price)
+            if existing is None:
+                added += 1
+                stock_rows.setdefault(product_id, (stock, 0))
+                ledger.append((product_id, stock, "initial", now))
+                continue
+            updated += 1
+            on_hand, reserved = existing
+            if stock < reserved:
+                raise RefusedError(
+                    f"{product_id}: stock {stock} is below the {reserved} units reserved"
+                )
+            stock_rows[product_id] = (stock, stock_rows.get(product_id, (0, 0))[1])
+            if stock != on_hand:
+                ledger.append((product_id, stock - on_hand, "set", now))
+        store.products, store.stock = products, stock_rows
+        store.ledger.extend(ledger)
+        return added, updated
 
 
 class MemoryBackend:
@@ -441,6 +511,8 @@ class MemoryBackend:
         yield  # one thread, no concurrent writer: every read already agrees
 
     def __init__(self, store: MemoryStore | None = None) -> None:
+        #: whether this handle made its store (``init_store`` says "created" or "using existing")
+        self.created = store is None
         self.store = store if store is not None else MemoryStore()
         self.commands = MemoryCommandLog(self.store)
         self.events = MemoryEventLog(self.store)
@@ -449,6 +521,11 @@ class MemoryBackend:
         self.catalogue = MemoryCatalogue(self.store)
         self._claimed = False
         self.commits = 0
+
+    def init_store(self) -> list[str]:
+        """Nothing to create; like SQLite, says whether this handle made the store."""
+        verb = "created" if self.created else "using existing"
+        return [f"{verb} in-memory store ({len(self.store.products)} products)"]
 
     def owns(self, order_id: str) -> bool:
         return True

@@ -15,6 +15,9 @@ Per test:
 - ``redis_prefix`` / ``kafka_prefix``: a fresh namespace such as ``t3f9c01a2b4``, so
   tests share one broker and one Redis without seeing each other's keys, topics,
   groups or transactional ids (``f"{redis_prefix}:stock"``, ``f"{kafka_prefix}.events"``).
+- ``kafka_store_config``: a realorders :class:`~realorders.config.Config` for a store of
+  the test's own (topics, group, Redis keys under ``kafka_prefix``, two partitions) on
+  the session's broker and Redis.
 - ``restartable_redis`` / ``restartable_kafka``: a server of the test's own (Redis with
   persistence on) whose ``.restart()`` stops it by PID and starts it again on the same
   port with the same data directory.
@@ -34,9 +37,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+from realorders.config import Config
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "services" / "services.py"
 SASL_USER = "realorders"
@@ -68,8 +73,14 @@ def _load_script() -> ModuleType:
 
 
 script = _load_script()
-KafkaServer = script.KafkaServer
-RedisServer = script.RedisServer
+if TYPE_CHECKING:  # mypy reads the same classes where they are defined (no sys.path trick)
+    from scripts.services import services as _typed
+
+    KafkaServer = _typed.KafkaServer
+    RedisServer = _typed.RedisServer
+else:
+    KafkaServer = script.KafkaServer
+    RedisServer = script.RedisServer
 ServiceError = script.ServiceError
 kafka_sasl_probe = script.kafka_sasl_probe
 
@@ -208,6 +219,19 @@ def redis_prefix() -> str:
 @pytest.fixture
 def kafka_prefix() -> str:
     return _namespace()
+
+
+@pytest.fixture
+def kafka_store_config(kafka_server: Any, redis_server: Any, kafka_prefix: str) -> Config:
+    return Config(
+        backend="kafka",
+        kafka_bootstrap=kafka_server.bootstrap,
+        redis_url=redis_server.url,
+        kafka_topic_prefix=kafka_prefix,
+        kafka_group=f"{kafka_prefix}-engine",
+        kafka_partitions=2,
+        redis_prefix=kafka_prefix,
+    )
 
 
 # --------------------------------------------------------------------------- restartable servers

@@ -17,7 +17,7 @@ from fakes import MemoryBackend
 
 from realorders.config import Config
 from realorders.domain import Event, Order, OrderState, Status, apply, pending_data
-from realorders.engine.backends.sqlite import SqliteBackend
+from realorders.engine.backends.sqlite.backend import SqliteBackend
 from realorders.engine.ports import Backend, Changes
 
 BACKENDS = ["memory", "sqlite", pytest.param("kafka", marks=pytest.mark.services)]
@@ -25,40 +25,41 @@ BACKENDS = ["memory", "sqlite", pytest.param("kafka", marks=pytest.mark.services
 
 def kafka_config(request: pytest.FixtureRequest) -> Config:
     """A store of its own (topics, group, Redis keys) on the session's real broker and Redis."""
-    kafka = request.getfixturevalue("kafka_server")
-    redis = request.getfixturevalue("redis_server")
-    namespace = request.getfixturevalue("kafka_prefix")
-    return Config(
-        backend="kafka",
-        kafka_bootstrap=kafka.bootstrap,
-        redis_url=redis.url,
-        kafka_topic_prefix=namespace,
-        kafka_group=f"{namespace}-engine",
-        kafka_partitions=2,
-        redis_prefix=namespace,
-    )
+    config: Config = request.getfixturevalue("kafka_store_config")
+    return config
 
 
 def open_backend(
-    kind: str, tmp_path: Path, like: Any = None, request: pytest.FixtureRequest | None = None
-) -> Any:
-    """A fresh store of ``kind``, or (``like`` given) another handle on the same store."""
-    if kind == "memory":
-        return MemoryBackend(None if like is None else like.store)
-    if kind == "sqlite":
-        return SqliteBackend(tmp_path / "contract.db")
-    if kind == "kafka":
-        from realorders.engine.backends.kafka import KafkaBackend
+    kind: str,
+    tmp_path: Path,
+    like: Backend | None = None,
+    request: pytest.FixtureRequest | None = None,
+) -> Backend:
+    """A fresh store of ``kind``, or (``like`` given) another handle on the same store.
 
-        if like is not None:
-            return KafkaBackend(like.config)
-        assert request is not None
-        return KafkaBackend(kafka_config(request), create=True)
-    raise AssertionError(f"no contract fixture for backend {kind!r}")
+    Each implementation is assigned to ``handle: Backend``, so mypy checks that it
+    conforms to the ports: the contract holds for the types as well as the behaviour.
+    """
+    handle: Backend
+    if kind == "memory":
+        handle = MemoryBackend(like.store if isinstance(like, MemoryBackend) else None)
+    elif kind == "sqlite":
+        handle = SqliteBackend(tmp_path / "contract.db")
+    elif kind == "kafka":
+        from realorders.engine.backends.distributed.backend import KafkaBackend
+
+        if isinstance(like, KafkaBackend):
+            handle = KafkaBackend(like.config)
+        else:
+            assert request is not None
+            handle = KafkaBackend(kafka_config(request), create=True)
+    else:
+        raise AssertionError(f"no contract fixture for backend {kind!r}")
+    return handle
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     handle = open_backend(request.param, tmp_path, request=request)
     yield handle
     handle.close()
@@ -66,12 +67,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def peer(
-    request: pytest.FixtureRequest, tmp_path: Path, backend: Any
-) -> Iterator[Callable[[], Any]]:
+    request: pytest.FixtureRequest, tmp_path: Path, backend: Backend
+) -> Iterator[Callable[[], Backend]]:
     """Open another handle on ``backend``'s store: another process, or the same one restarted."""
-    opened: list[Any] = []
+    opened: list[Backend] = []
 
-    def open_peer() -> Any:
+    def open_peer() -> Backend:
         handle = open_backend(request.node.callspec.params["backend"], tmp_path, like=backend)
         opened.append(handle)
         return handle
@@ -82,7 +83,7 @@ def peer(
 
 
 @pytest.fixture
-def stock(backend: Any) -> Callable[..., None]:
+def stock(backend: Backend) -> Callable[..., None]:
     """``stock("A", 5)`` adds product A (price 2.5 unless given) with 5 on hand."""
 
     def add(product_id: str, on_hand: int, price: float = 2.5) -> None:

@@ -21,16 +21,19 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from waiting import cpu_state, cpu_ticks, wait_exit, wait_for
 
 from realorders import Client
 from realorders.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/conftest.py: the `cli` fixture
 
 # A catalogue whose stock levels the tests rely on (examples/ may change).
 CATALOGUE = [
@@ -89,15 +92,80 @@ def csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines()))
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.05)
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    what: str = "",
+    progress: Callable[[], object] | None = None,
+) -> Any:
+    """Until ``predicate()`` is truthy (returned); fails after ``timeout`` seconds without
+    progress. ``progress()``, if given, measures the work (e.g. :func:`db_progress`): while
+    it still changes the wait goes on, up to :data:`waiting.HARD_BOUND`."""
+
+    def look() -> tuple[Any, object]:
+        return predicate(), None if progress is None else progress()
+
+    value, _ = wait_for(
+        look,
+        lambda seen: bool(seen[0]),
+        progress=lambda seen: seen[1],
+        idle_timeout=timeout,
+        what=what or repr(predicate),
+    )
+    return value
+
+
+def db_progress(db: Path) -> tuple[int, int, int]:
+    """A measure of the work on ``db``: commands appended, commands processed, events."""
+    with Client(db, create=False) as client:
+        info = client.engine_info()
+        return info.head, info.position, client.head()
+
+
+def on_a_timer(pid: int) -> bool:
+    """Whether the process sleeps in ``time.sleep`` (nanosleep), as /proc/PID/wchan says.
+
+    Start-up may sleep too (on a pipe, a lock), never on a timer. True where the kernel
+    does not tell (wchan ``0``).
+    """
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip()
+    except OSError:
+        return False
+    return wchan in ("", "0") or "sleep" in wchan
+
+
+def wait_idle(proc: subprocess.Popen[bytes], what: str) -> None:
+    """Until ``proc`` idles in its poll loop: asleep on a timer over three looks 0.25 s
+    apart, using under 10% of a CPU meanwhile.
+
+    Start-up (imports, opening the database, a first read) takes what it takes on this
+    machine, which a fixed sleep could only guess. While its CPU time still moves this
+    keeps waiting; it gives up after a minute without.
+    """
+    looks: list[tuple[str, int]] = []
+    quiet = 0.1 * 0.5 * os.sysconf("SC_CLK_TCK")  # ticks in 0.5 s at 10% of a CPU
+
+    def look() -> tuple[str, int] | None:
+        if proc.poll() is not None:
+            return None
+        state = cpu_state(proc.pid)
+        if state is not None and state[0] == "S" and not on_a_timer(proc.pid):
+            return "S-other", state[1]  # asleep, but not in its poll loop's time.sleep
+        return state
+
+    def idle(now: tuple[str, int] | None) -> bool:
+        if now is None:
+            return True  # it exited: nothing left to wait for
+        looks.append(now)
+        last = looks[-3:]
+        return (
+            len(last) == 3
+            and all(state == "S" for state, _ in last)
+            and last[-1][1] - last[0][1] <= quiet
+        )
+
+    wait_for(look, idle, progress=lambda now: now and now[1], interval=0.25, what=what)
 
 
 def status_of(db: Path, order_id: str) -> str | None:
@@ -124,7 +192,9 @@ def write_catalogue(path: Path, rows: list[tuple[str, str, float, int]] = CATALO
     return path
 
 
-def order_line(order_id: str | None, customer: str, *items: tuple[str, int], **extra: Any) -> str:
+def order_line(
+    order_id: str | None, customer: str, *items: tuple[str, object], **extra: Any
+) -> str:
     data: dict[str, Any] = {} if order_id is None else {"id": order_id}
     data["customer_id"] = customer
     data["items"] = [{"product_id": p, "quantity": q} for p, q in items]
@@ -151,9 +221,20 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> Stopped:
     return Stopped(proc.returncode, out.decode(), err.decode())
 
 
-def finish(proc: subprocess.Popen[bytes], timeout: float = 30) -> Stopped:
-    """Wait for a background process to exit on its own and collect its output."""
-    out, err = proc.communicate(timeout=timeout)
+def finish(
+    proc: subprocess.Popen[bytes],
+    timeout: float = 30,
+    progress: Callable[[], object] | None = None,
+) -> Stopped:
+    """Wait for a background process to exit on its own and collect its output.
+
+    Without ``progress``, for ``timeout`` seconds in all; with it (e.g. :func:`db_progress`),
+    for as long as it still changes and at most ``timeout`` seconds without a change.
+    """
+    if progress is None:
+        out, err = proc.communicate(timeout=timeout)
+    else:
+        out, err = wait_exit(proc, progress, idle_timeout=timeout)
     return Stopped(proc.returncode, out.decode(), err.decode())
 
 
@@ -161,7 +242,7 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 30) -> Stopped:
 class Background:
     """Background processes of one test; all are stopped when the test ends."""
 
-    cli: Any
+    cli: Cli
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
@@ -173,14 +254,20 @@ class Background:
         """``realorders run`` in the background, returned once it holds the engine lock."""
         args = ["run", *extra] + (["--delays", delays] if delays else [])
         proc = self.start(*args)
-        deadline = time.monotonic() + ENGINE_START_TIMEOUT
-        while not engine_running(self.cli.db):
+
+        def started() -> bool:
             if proc.poll() is not None:
                 done = stop(proc)
                 raise AssertionError(f"engine exited {done.returncode}: {done.stderr}")
-            if time.monotonic() >= deadline:
-                raise AssertionError("engine did not start")
-            time.sleep(0.05)
+            return engine_running(self.cli.db)
+
+        # while it still starts up (its CPU time moves), however slowly, keep waiting
+        wait_until(
+            started,
+            ENGINE_START_TIMEOUT,
+            what="the engine to start",
+            progress=lambda: cpu_ticks(proc.pid),
+        )
         return proc
 
     def follower(self, *args: str) -> subprocess.Popen[bytes]:
@@ -207,8 +294,14 @@ class Background:
                     continue
             return False
 
-        wait_until(opened, ENGINE_START_TIMEOUT, what=f"{args[0]} to open the database")
-        time.sleep(0.3)  # from open to its first read: migrate, then the cursor
+        wait_until(
+            opened,
+            ENGINE_START_TIMEOUT,
+            what=f"{args[0]} to open the database",
+            progress=lambda: cpu_ticks(proc.pid),
+        )
+        # from open to its first read (migrate, then the cursor): until it idles, polling
+        wait_idle(proc, what=f"{args[0]} to take its cursor")
         return proc
 
     def stop_all(self) -> None:
@@ -217,7 +310,7 @@ class Background:
 
 
 @pytest.fixture
-def background(cli: Any) -> Iterator[Background]:
+def background(cli: Cli) -> Iterator[Background]:
     bg = Background(cli)
     try:
         yield bg
@@ -241,7 +334,7 @@ def _copy_db(source: Path, target: Path) -> None:
 
 
 @pytest.fixture
-def shop(cli: Any, template_dir: Path) -> Any:
+def shop(cli: Cli, template_dir: Path) -> Cli:
     """An initialised database with the deterministic :data:`CATALOGUE`.
 
     Built with ``realorders init --inventory`` once, then copied per test.
@@ -259,7 +352,7 @@ def shop(cli: Any, template_dir: Path) -> Any:
 
 
 @pytest.fixture
-def seeded(cli: Any, examples: Path, template_dir: Path) -> Any:
+def seeded(cli: Cli, examples: Path, template_dir: Path) -> Cli:
     """Example inventory + orders.ndjson, orders.csv, orders.json imported and processed."""
     template = _TEMPLATES.get("seeded")
     if template is None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 import socket
+from typing import TYPE_CHECKING
 
 from .conftest import as_json, fails, ok
+
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/conftest.py: the `cli` fixture
 
 SECRET = "s3cr3t-pa55"
 URL_SECRET = "url-pa55"
@@ -35,7 +39,7 @@ def secrets_absent(*texts: str) -> None:
         assert URL_SECRET not in text
 
 
-def test_config_show_from_flag_env_file_and_defaults(cli):
+def test_config_show_from_flag_env_file_and_defaults(cli: Cli) -> None:
     (cli.cwd / "realorders.toml").write_text(CONFIG)
     env = {"REALORDERS_KAFKA_PARTITIONS": "6", "REALORDERS_REDIS_PASSWORD": SECRET}
     result = ok(cli, "--kafka-group", "g1", "config", "show", env=env)
@@ -67,7 +71,7 @@ def test_config_show_from_flag_env_file_and_defaults(cli):
     assert list(settings) == list(shown_rows(result.stdout))
 
 
-def test_config_show_with_an_explicit_file(cli):
+def test_config_show_with_an_explicit_file(cli: Cli) -> None:
     other = cli.cwd / "conf" / "other.toml"
     other.parent.mkdir()
     other.write_text('[realorders]\ndb = "shop.db"\nredis_prefix = "shop"\n')
@@ -83,7 +87,7 @@ def test_config_show_with_an_explicit_file(cli):
     assert from_env["settings"]["redis_prefix"]["value"] == "shop"
 
 
-def test_a_bad_config_file_is_one_line_and_exit_2(cli):
+def test_a_bad_config_file_is_one_line_and_exit_2(cli: Cli) -> None:
     (cli.cwd / "realorders.toml").write_text(f'kafka_password = "{SECRET}"\nkafka_partitions = \n')
     for args in (("config", "show"), ("list",), ("config", "show", "--json")):
         result = fails(cli, *args, code=2)
@@ -95,7 +99,7 @@ def test_a_bad_config_file_is_one_line_and_exit_2(cli):
     assert "Usage: realorders list" in ok(cli, "list", "--help").stdout  # help needs no config
 
 
-def test_settings_errors_name_their_source(cli):
+def test_settings_errors_name_their_source(cli: Cli) -> None:
     (cli.cwd / "realorders.toml").write_text('[kafka]\nbootstap = "k:1"\n')
     result = fails(cli, "config", "show", code=2)
     assert result.stderr.strip() == (
@@ -112,7 +116,7 @@ def test_settings_errors_name_their_source(cli):
     assert "REALORDERS_KAFKA_SECURITY_PROTOCOL: unknown security protocol 'TLS'" in result.stderr
 
 
-def test_a_password_in_a_redis_url_flag_is_refused(cli):
+def test_a_password_in_a_redis_url_flag_is_refused(cli: Cli) -> None:
     result = fails(
         cli, "--redis-url", f"redis://:{URL_SECRET}@cache:6379/0", "config", "show", code=2
     )
@@ -120,7 +124,7 @@ def test_a_password_in_a_redis_url_flag_is_refused(cli):
     secrets_absent(result.stdout, result.stderr)
 
 
-def test_kafka_backend_unreachable_is_one_line_without_secrets(cli):
+def test_kafka_backend_unreachable_is_one_line_without_secrets(cli: Cli) -> None:
     with socket.socket() as closed:  # bound, never listening: connections are refused
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]

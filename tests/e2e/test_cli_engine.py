@@ -6,11 +6,15 @@ import json
 import re
 import signal
 from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .conftest import (
+    Background,
     as_json,
+    db_progress,
     engine_running,
     fails,
     finish,
@@ -21,8 +25,11 @@ from .conftest import (
     wait_until,
 )
 
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/conftest.py: the `cli` fixture
 
-def test_run_until_idle_processes_every_queued_command_and_returns(shop):
+
+def test_run_until_idle_processes_every_queued_command_and_returns(shop: Cli) -> None:
     cli = shop
     source = cli.cwd / "orders.ndjson"
     source.write_text(
@@ -53,7 +60,7 @@ def test_run_until_idle_processes_every_queued_command_and_returns(shop):
     assert "engine stopped at position 31: 0 commands" in again.stderr
 
 
-def test_run_until_idle_waits_for_fulfilment_delays(shop):
+def test_run_until_idle_waits_for_fulfilment_delays(shop: Cli) -> None:
     cli = shop
     ok(cli, "submit", "-c", "ann", "-i", "KB-01=1", "--id", "D-1")
     ok(cli, "run", "--until-idle", "--delays", "pack=0.2,ship=0.2,deliver=0.2")
@@ -65,7 +72,9 @@ def test_run_until_idle_waits_for_fulfilment_delays(shop):
     assert stamps[2] > stamps[1]
 
 
-def test_sigterm_stops_the_engine_cleanly_and_a_restart_resumes_in_flight_orders(shop, background):
+def test_sigterm_stops_the_engine_cleanly_and_a_restart_resumes_in_flight_orders(
+    shop: Cli, background: Background
+) -> None:
     cli = shop
     engine = background.engine("pack=60")
     ok(cli, "submit", "-c", "ann", "-i", "KB-01=1", "--id", "F-1")
@@ -94,7 +103,7 @@ def test_sigterm_stops_the_engine_cleanly_and_a_restart_resumes_in_flight_orders
     assert "every invariant holds" in ok(cli, "check").stdout
 
 
-def test_sigint_stops_the_engine_cleanly_too(shop, background):
+def test_sigint_stops_the_engine_cleanly_too(shop: Cli, background: Background) -> None:
     engine = background.engine()
     stopped = stop(engine, signal.SIGINT)
     assert stopped.returncode in (0, 130), stopped.stderr
@@ -102,7 +111,7 @@ def test_sigint_stops_the_engine_cleanly_too(shop, background):
     assert not engine_running(shop.db)
 
 
-def test_a_second_engine_on_the_same_database_is_refused(shop, background):
+def test_a_second_engine_on_the_same_database_is_refused(shop: Cli, background: Background) -> None:
     cli = shop
     engine = background.engine()
     for args in (("run", "--until-idle"), ("run",)):
@@ -119,7 +128,7 @@ def test_a_second_engine_on_the_same_database_is_refused(shop, background):
     assert "engine stopped" in ok(cli, "run", "--until-idle").stderr
 
 
-def test_a_refused_second_engine_prints_only_its_error(shop, background):
+def test_a_refused_second_engine_prints_only_its_error(shop: Cli, background: Background) -> None:
     background.engine()
     result = fails(shop, "run", "--until-idle")
     assert "another engine" in result.stderr
@@ -134,12 +143,14 @@ def test_a_refused_second_engine_prints_only_its_error(shop, background):
         ("pack=-1", "seconds must be between 0 and 86400"),
     ],
 )
-def test_run_refuses_bad_delays_as_a_usage_error(shop, delays, message):
+def test_run_refuses_bad_delays_as_a_usage_error(shop: Cli, delays: str, message: str) -> None:
     result = fails(shop, "run", "--until-idle", "--delays", delays, code=2)
     assert message in result.stderr
 
 
-def test_concurrent_imports_and_a_running_engine_lose_nothing(shop, background):
+def test_concurrent_imports_and_a_running_engine_lose_nothing(
+    shop: Cli, background: Background
+) -> None:
     cli = shop
     many = 1500
     first = cli.cwd / "a.ndjson"
@@ -156,7 +167,12 @@ def test_concurrent_imports_and_a_running_engine_lose_nothing(shop, background):
         background.start("import", str(first), "--json", "--batch-size", "50"),
         background.start("import", str(second), "--json", "--batch-size", "50"),
     ]
-    results = [finish(proc, timeout=60) for proc in imports]
+
+    def work() -> tuple[int, int, int]:
+        return db_progress(cli.db)
+
+    # each for as long as orders still go in or through (a minute at most without)
+    results = [finish(proc, timeout=60, progress=work) for proc in imports]
     for result in results:
         assert result.returncode == 0, result.stderr
         assert "locked" not in result.stderr
@@ -164,11 +180,12 @@ def test_concurrent_imports_and_a_running_engine_lose_nothing(shop, background):
         summary = json.loads(result.stdout)
         assert (summary["accepted"], summary["rejected"], summary["ok"]) == (many, 0, True)
 
-    def settled():
+    def settled() -> dict[str, Any] | None:
         data = as_json(ok(cli, "stats", "--json"))
         return data if data["backlog"] == 0 and data["orders"] == 2 * many else None
 
-    data = wait_until(settled, timeout=30, what="the engine to catch up")
+    # for as long as the engine still gets through commands (30 s at most without)
+    data = wait_until(settled, timeout=30, what="the engine to catch up", progress=work)
     assert data["by_status"]["pending"] == data["by_status"]["reserved"] == 0
     assert data["by_status"]["delivered"] + data["by_status"]["backordered"] == 2 * many
     stopped = stop(engine)
@@ -181,7 +198,7 @@ def test_concurrent_imports_and_a_running_engine_lose_nothing(shop, background):
     )
 
 
-def test_demo_runs_the_examples_and_every_invariant_holds(cli, tmp_path):
+def test_demo_runs_the_examples_and_every_invariant_holds(cli: Cli, tmp_path: Path) -> None:
     where = tmp_path / "demo"
     result = ok(cli, "demo", "--speed", "20", "--path", str(where), timeout=120)
     assert "every invariant holds" in result.stdout
@@ -195,7 +212,7 @@ def test_demo_runs_the_examples_and_every_invariant_holds(cli, tmp_path):
 # -- global options ---------------------------------------------------------------------
 
 
-def test_db_option_wins_over_the_environment(cli):
+def test_db_option_wins_over_the_environment(cli: Cli) -> None:
     other = cli.cwd / "other.db"
     ok(cli, "--db", str(other), "init")
     assert other.exists()
@@ -211,7 +228,7 @@ def test_db_option_wins_over_the_environment(cli):
     assert (cli.cwd / "rel.db").exists(), relative.stderr
 
 
-def test_backend_option_and_environment(cli):
+def test_backend_option_and_environment(cli: Cli) -> None:
     ok(cli, "--backend", "sqlite", "init")
     ok(cli, "list", env={"REALORDERS_BACKEND": "sqlite"})
     unknown = fails(cli, "--backend", "mongo", "list", code=2)
@@ -220,7 +237,7 @@ def test_backend_option_and_environment(cli):
     assert "unknown backend 'redis'" in from_env.stderr
 
 
-def test_version_and_help(cli):
+def test_version_and_help(cli: Cli) -> None:
     assert ok(cli, "--version").stdout.strip() == f"realorders {version('realorders')}"
     text = ok(cli, "--help").stdout
     for command in (

@@ -5,13 +5,18 @@ from __future__ import annotations
 import signal
 import sqlite3
 from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from realorders import Client
 from realorders.errors import InputError
 
-from .conftest import fails, stop
+from .conftest import Background, fails, stop
+
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/conftest.py: the `cli` fixture
 
 
 @pytest.mark.parametrize(
@@ -36,7 +41,9 @@ from .conftest import fails, stop
     ],
     ids=lambda args: "-".join(a for a in args if not a.startswith("-"))[:30],
 )
-def test_every_command_but_init_fails_clearly_on_a_missing_database(cli, examples, args):
+def test_every_command_but_init_fails_clearly_on_a_missing_database(
+    cli: Cli, examples: Path, args: tuple[str, ...]
+) -> None:
     args = tuple(str(examples / "orders.ndjson") if a == "ORDERS" else a for a in args)
     result = fails(cli, *args)
     assert result.stderr.strip() == (
@@ -46,20 +53,20 @@ def test_every_command_but_init_fails_clearly_on_a_missing_database(cli, example
     assert not cli.db.exists()
 
 
-def test_submit_from_stdin_on_a_missing_database(cli):
+def test_submit_from_stdin_on_a_missing_database(cli: Cli) -> None:
     result = fails(cli, "submit", "-", input='{"customer_id": "a", "items": []}')
     assert "no database at" in result.stderr
     assert not cli.db.exists()
 
 
-def test_a_file_that_is_not_a_database(cli):
+def test_a_file_that_is_not_a_database(cli: Cli) -> None:
     cli.db.write_text("these are not the tables you are looking for\n" * 100)
     for args in (("list",), ("init",)):
         result = fails(cli, *args)
         assert f"error: {cli.db}: not a realorders database" in result.stderr
 
 
-def test_a_database_from_a_newer_version(shop):
+def test_a_database_from_a_newer_version(shop: Cli) -> None:
     with closing(sqlite3.connect(shop.db)) as conn:
         conn.execute("PRAGMA user_version = 99")
         conn.commit()
@@ -114,14 +121,16 @@ def _name(value: object) -> str | None:
 
 
 @pytest.mark.parametrize(("args", "message"), USAGE_OK + USAGE_OWN, ids=_name)
-def test_usage_errors_exit_2_with_one_line(shop, args, message):
+def test_usage_errors_exit_2_with_one_line(shop: Cli, args: tuple[str, ...], message: str) -> None:
     (shop.cwd / "folder.csv").mkdir()
     result = fails(shop, *args, code=2, input="")
     assert message in result.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), USAGE_PARSING, ids=_name)
-def test_option_parsing_errors_exit_2_with_usage(shop, args, message):
+def test_option_parsing_errors_exit_2_with_usage(
+    shop: Cli, args: tuple[str, ...], message: str
+) -> None:
     result = shop(*args)
     assert "Traceback" not in result.stderr
     assert result.returncode == 2, result.stderr
@@ -134,13 +143,13 @@ def test_option_parsing_errors_exit_2_with_usage(shop, args, message):
     assert "--help')" in lines[0]
 
 
-def test_option_parsing_errors_are_one_line(shop):
+def test_option_parsing_errors_are_one_line(shop: Cli) -> None:
     result = shop("list", "--format", "xml")
     assert result.returncode == 2
     assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1, result.stderr
 
 
-def test_no_arguments_prints_usage(cli):
+def test_no_arguments_prints_usage(cli: Cli) -> None:
     result = cli()
     assert "Traceback" not in result.stderr
     assert result.returncode in (0, 2)
@@ -149,7 +158,7 @@ def test_no_arguments_prints_usage(cli):
     assert not cli.db.exists()
 
 
-def test_interrupting_watch_exits_130(shop, background):
+def test_interrupting_watch_exits_130(shop: Cli, background: Background) -> None:
     watcher = background.follower("watch")
     stopped = stop(watcher, signal.SIGINT)
     assert stopped.returncode == 130, stopped.stderr
@@ -175,7 +184,7 @@ def test_interrupting_watch_exits_130(shop, background):
     ],
     ids=["restock", "set", "add"],
 )
-def test_stock_beyond_the_limit_is_refused(shop, args, message):
+def test_stock_beyond_the_limit_is_refused(shop: Cli, args: tuple[str, ...], message: str) -> None:
     assert InputError.exit_code == 1  # bad input, not a usage error (exit 2)
     result = fails(shop, *args, code=InputError.exit_code)
     assert result.stderr.strip() == message

@@ -7,12 +7,25 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from waiting import cpu_ticks
 
-from .conftest import as_json, fails, ndjson, ok, order_line
+from .conftest import (
+    Background,
+    as_json,
+    fails,
+    ndjson,
+    ok,
+    order_line,
+    wait_until,
+)
+
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/conftest.py: the `cli` fixture
 
 SUMMARY_KEYS = {
     "source",
@@ -28,7 +41,7 @@ SUMMARY_KEYS = {
 }
 
 
-def _ids(cli, *args: str) -> list[str]:
+def _ids(cli: Cli, *args: str) -> list[str]:
     return [o["id"] for o in as_json(ok(cli, "list", "--limit", "1000", "--format", "json", *args))]
 
 
@@ -45,14 +58,14 @@ def _refused(stderr: str, source: str) -> dict[int, str]:
     return found
 
 
-def _example_ids(path) -> list[str]:
+def _example_ids(path: Path) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
 
 
 # -- the example files ------------------------------------------------------------------
 
 
-def test_import_example_ndjson_then_reimport_adds_nothing(shop, examples):
+def test_import_example_ndjson_then_reimport_adds_nothing(shop: Cli, examples: Path) -> None:
     cli = shop
     source = examples / "orders.ndjson"
     expected = _example_ids(source)
@@ -75,7 +88,7 @@ def test_import_example_ndjson_then_reimport_adds_nothing(shop, examples):
     assert _ids(cli) == expected[::-1]
 
 
-def test_import_example_csv_groups_rows_into_orders(shop, examples):
+def test_import_example_csv_groups_rows_into_orders(shop: Cli, examples: Path) -> None:
     cli = shop
     source = examples / "orders.csv"
     summary = as_json(ok(cli, "import", str(source), "--json"))
@@ -95,7 +108,7 @@ def test_import_example_csv_groups_rows_into_orders(shop, examples):
     assert (again["accepted"], again["duplicates"], again["ok"]) == (0, 5, True)
 
 
-def test_import_example_json_array_with_a_generated_id(shop, examples):
+def test_import_example_json_array_with_a_generated_id(shop: Cli, examples: Path) -> None:
     cli = shop
     summary = as_json(ok(cli, "import", str(examples / "orders.json"), "--json"))
     assert (summary["orders"], summary["accepted"]) == (3, 3)
@@ -109,7 +122,9 @@ def test_import_example_json_array_with_a_generated_id(shop, examples):
     assert shown["notes"] == "no id: one is generated"
 
 
-def test_reimporting_orders_without_ids_adds_them_again_and_says_so(shop, examples):
+def test_reimporting_orders_without_ids_adds_them_again_and_says_so(
+    shop: Cli, examples: Path
+) -> None:
     # The contract says a re-import adds nothing; for orders without an id that cannot
     # hold (each import generates a new id), so the CLI says so instead.
     cli = shop
@@ -127,7 +142,9 @@ def test_reimporting_orders_without_ids_adds_them_again_and_says_so(shop, exampl
     assert ndjson_again["generated_ids"] == 0
 
 
-def test_bad_example_rows_are_reported_by_line_and_good_rows_kept(shop, examples):
+def test_bad_example_rows_are_reported_by_line_and_good_rows_kept(
+    shop: Cli, examples: Path
+) -> None:
     cli = shop
     source = examples / "bad-orders.ndjson"
     errors_file = cli.cwd / "rejected.ndjson"
@@ -170,7 +187,7 @@ def test_bad_example_rows_are_reported_by_line_and_good_rows_kept(shop, examples
 # -- every class of bad input, each at its exact line -----------------------------------
 
 
-def test_every_bad_ndjson_row_is_refused_at_its_line_and_the_rest_kept(shop):
+def test_every_bad_ndjson_row_is_refused_at_its_line_and_the_rest_kept(shop: Cli) -> None:
     cli = shop
     bad = {
         2: ('{"id": "B-1", "customer_id": "x", "items": [', "malformed JSON"),
@@ -212,7 +229,7 @@ def test_every_bad_ndjson_row_is_refused_at_its_line_and_the_rest_kept(shop):
     assert _ids(cli) == kept[::-1]
 
 
-def test_every_bad_csv_row_refuses_its_order_at_its_line(shop):
+def test_every_bad_csv_row_refuses_its_order_at_its_line(shop: Cli) -> None:
     cli = shop
     # A UTF-8 BOM and CRLF line ends (Excel) are fine.
     rows = [
@@ -257,7 +274,7 @@ def test_every_bad_csv_row_refuses_its_order_at_its_line(shop):
     assert as_json(ok(cli, "show", "C-7", "--json"))["items"][0]["quantity"] == 1_000_000
 
 
-def test_bad_json_array_elements_are_refused_at_their_line(shop):
+def test_bad_json_array_elements_are_refused_at_their_line(shop: Cli) -> None:
     cli = shop
     source = cli.cwd / "orders.json"
     source.write_text(
@@ -289,7 +306,7 @@ def test_bad_json_array_elements_are_refused_at_their_line(shop):
     assert "K-1" in _ids(cli)
 
 
-def test_bom_and_crlf_are_fine_in_json_formats(shop):
+def test_bom_and_crlf_are_fine_in_json_formats(shop: Cli) -> None:
     cli = shop
     lines = [order_line("N-1", "ann", ("KB-01", 1)), order_line("N-2", "bob", ("MS-02", 2))]
     ndjson_file = cli.cwd / "excel.ndjson"
@@ -310,7 +327,7 @@ def test_bom_and_crlf_are_fine_in_json_formats(shop):
 
 
 @pytest.mark.parametrize("suffix", ["ndjson", "csv", "json"])
-def test_an_empty_file_is_refused(shop, suffix):
+def test_an_empty_file_is_refused(shop: Cli, suffix: str) -> None:
     cli = shop
     source = cli.cwd / f"empty.{suffix}"
     source.write_bytes(b"")
@@ -322,7 +339,7 @@ def test_an_empty_file_is_refused(shop, suffix):
     assert (summary["accepted"], summary["invalid"], summary["ok"]) == (0, 1, False)
 
 
-def test_a_non_utf8_json_file_is_refused_at_the_line(shop):
+def test_a_non_utf8_json_file_is_refused_at_the_line(shop: Cli) -> None:
     cli = shop
     source = cli.cwd / "latin1.json"
     good = order_line("L-1", "a", ("KB-01", 1))
@@ -339,7 +356,9 @@ def test_a_non_utf8_json_file_is_refused_at_the_line(shop):
 # -- idempotency and conflicts ----------------------------------------------------------
 
 
-def test_same_id_with_different_content_is_a_conflict_and_the_stored_order_is_kept(shop):
+def test_same_id_with_different_content_is_a_conflict_and_the_stored_order_is_kept(
+    shop: Cli,
+) -> None:
     cli = shop
     first = cli.cwd / "first.ndjson"
     first.write_text(
@@ -376,7 +395,7 @@ def test_same_id_with_different_content_is_a_conflict_and_the_stored_order_is_ke
     assert _ids(cli) == ["O-3", "O-2", "O-1"]
 
 
-def test_line_order_does_not_make_a_conflict(shop):
+def test_line_order_does_not_make_a_conflict(shop: Cli) -> None:
     cli = shop
     one = cli.cwd / "one.ndjson"
     one.write_text(order_line("R-1", "ann", ("KB-01", 1), ("MS-02", 2)) + "\n")
@@ -390,7 +409,7 @@ def test_line_order_does_not_make_a_conflict(shop):
 # -- stdin, formats, options ------------------------------------------------------------
 
 
-def test_import_from_stdin_needs_and_honours_format(shop):
+def test_import_from_stdin_needs_and_honours_format(shop: Cli) -> None:
     cli = shop
     text = order_line("S-1", "ann", ("KB-01", 1)) + "\n"
     summary = as_json(ok(cli, "import", "-", "--format", "ndjson", "--json", input=text))
@@ -406,7 +425,9 @@ def test_import_from_stdin_needs_and_honours_format(shop):
     assert "cannot tell the format of standard input; pass --format" in result.stderr
 
 
-def test_import_from_a_live_pipe_appends_what_arrived_without_waiting_for_a_batch(shop):
+def test_import_from_a_live_pipe_appends_what_arrived_without_waiting_for_a_batch(
+    shop: Cli,
+) -> None:
     """A feeder that writes a few orders and pauses: they are queued now, not at EOF."""
     cli = shop
     env = {**os.environ, "REALORDERS_DB": str(cli.db), "NO_COLOR": "1"}
@@ -423,10 +444,14 @@ def test_import_from_a_live_pipe_appends_what_arrived_without_waiting_for_a_batc
         for i in range(3):
             feeder.stdin.write((order_line(f"P-{i}", "ann", ("KB-01", 1)) + "\n").encode())
         feeder.stdin.flush()  # and keep the pipe open: the feeder is still "running"
-        deadline = time.monotonic() + 20
-        while as_json(ok(cli, "stats", "--json"))["backlog"] < 3:
-            assert time.monotonic() < deadline, "the pipe's orders were held back"
-            time.sleep(0.1)
+        # While the feeder still works (starting up, however slowly: its CPU time moves),
+        # keep waiting; held back = 3 not queued though it has sat idle for 20 s.
+        wait_until(
+            lambda: as_json(ok(cli, "stats", "--json"))["backlog"] >= 3,
+            timeout=20,
+            what="the pipe's orders (held back?)",
+            progress=lambda: cpu_ticks(feeder.pid),
+        )
         feeder.stdin.write((order_line("P-3", "ann", ("KB-01", 1)) + "\n").encode())
         out, err = feeder.communicate(timeout=60)  # closes stdin: the rest goes in at EOF
     finally:
@@ -436,7 +461,7 @@ def test_import_from_a_live_pipe_appends_what_arrived_without_waiting_for_a_batc
     assert json.loads(out)["accepted"] == 4
 
 
-def test_format_option_overrides_the_extension(shop):
+def test_format_option_overrides_the_extension(shop: Cli) -> None:
     cli = shop
     source = cli.cwd / "orders.txt"
     source.write_text(order_line("T-1", "ann", ("KB-01", 1)) + "\n")
@@ -448,7 +473,7 @@ def test_format_option_overrides_the_extension(shop):
     assert as_json(ok(cli, "import", str(jsonl), "--json"))["accepted"] == 1
 
 
-def test_dry_run_validates_and_changes_nothing(shop, examples):
+def test_dry_run_validates_and_changes_nothing(shop: Cli, examples: Path) -> None:
     cli = shop
     source = examples / "orders.ndjson"
     count = len(_example_ids(source))
@@ -474,7 +499,7 @@ def test_dry_run_validates_and_changes_nothing(shop, examples):
     assert (summary["accepted"], summary["duplicates"]) == (0, count)
 
 
-def test_batch_size_does_not_change_the_outcome(shop, examples):
+def test_batch_size_does_not_change_the_outcome(shop: Cli, examples: Path) -> None:
     cli = shop
     result = fails(
         cli,
@@ -490,7 +515,7 @@ def test_batch_size_does_not_change_the_outcome(shop, examples):
     assert sorted(_ids(cli)) == ["BAD-0001", "BAD-0009"]
 
 
-def test_ids_and_customer_names_are_stored_verbatim(shop):
+def test_ids_and_customer_names_are_stored_verbatim(shop: Cli) -> None:
     cli = shop
     names = [
         ("'; DROP TABLE orders; --", 'Robert"); DROP TABLE customers;--'),
@@ -521,7 +546,7 @@ def test_ids_and_customer_names_are_stored_verbatim(shop):
     assert "every invariant holds" in ok(cli, "check").stdout
 
 
-def test_an_unknown_product_is_accepted_then_rejected_with_its_reason(shop):
+def test_an_unknown_product_is_accepted_then_rejected_with_its_reason(shop: Cli) -> None:
     cli = shop
     source = cli.cwd / "unknown.ndjson"
     source.write_text(order_line("U-1", "ann", ("VR-99", 1), ("KB-01", 1)) + "\n")
@@ -536,7 +561,9 @@ def test_an_unknown_product_is_accepted_then_rejected_with_its_reason(shop):
     assert "unknown product 'VR-99'" in table
 
 
-def test_import_wait_blocks_until_the_imported_orders_settle(shop, background):
+def test_import_wait_blocks_until_the_imported_orders_settle(
+    shop: Cli, background: Background
+) -> None:
     cli = shop
     background.engine("pack=0.2,ship=0.2,deliver=0.2")
     source = cli.cwd / "wait.ndjson"
@@ -559,7 +586,7 @@ def test_import_wait_blocks_until_the_imported_orders_settle(shop, background):
     assert "0 accepted, 3 already present" in human.stderr
 
 
-def test_import_wait_without_an_engine_says_so_and_times_out(shop):
+def test_import_wait_without_an_engine_says_so_and_times_out(shop: Cli) -> None:
     cli = shop
     source = cli.cwd / "wait.ndjson"
     source.write_text(order_line("W-1", "ann", ("KB-01", 1)) + "\n")

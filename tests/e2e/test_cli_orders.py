@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
+import time
 from contextlib import closing
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .conftest import (
+    Background,
     as_json,
     csv_rows,
     fails,
@@ -23,19 +28,22 @@ from .conftest import (
     wait_until,
 )
 
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/conftest.py: the `cli` fixture
+
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ORDER_KEYS = {"id", "customer_id", "status", "items", "created_at", "updated_at"}
 LIFECYCLE = ["pending", "reserved", "packed", "shipped", "delivered"]
 
 
-def _statuses(cli, order_id: str) -> list[str]:
+def _statuses(cli: Cli, order_id: str) -> list[str]:
     return [e["status"] for e in as_json(ok(cli, "show", order_id, "--json"))["events"]]
 
 
 # -- submit -----------------------------------------------------------------------------
 
 
-def test_submit_with_flags_prints_the_id_and_is_idempotent(shop):
+def test_submit_with_flags_prints_the_id_and_is_idempotent(shop: Cli) -> None:
     cli = shop
     generated = ok(cli, "submit", "--customer", "ann", "--item", "KB-01=2", "-i", "MS-02=1")
     order_id = generated.stdout.strip()
@@ -68,7 +76,7 @@ def test_submit_with_flags_prints_the_id_and_is_idempotent(shop):
     assert _statuses(cli, "S-1") == LIFECYCLE
 
 
-def test_submit_reads_one_json_order_on_stdin(shop):
+def test_submit_reads_one_json_order_on_stdin(shop: Cli) -> None:
     cli = shop
     order = {
         "id": "STDIN-1",
@@ -113,7 +121,9 @@ def test_submit_reads_one_json_order_on_stdin(shop):
     assert "either on stdin or with --customer/--item" in mixed.stderr
 
 
-def test_submit_wait_exits_0_when_delivered_and_1_when_rejected(shop, background):
+def test_submit_wait_exits_0_when_delivered_and_1_when_rejected(
+    shop: Cli, background: Background
+) -> None:
     cli = shop
     background.engine("pack=0.1,ship=0.1,deliver=0.1")
     delivered = ok(
@@ -161,7 +171,7 @@ def test_submit_wait_exits_0_when_delivered_and_1_when_rejected(shop, background
     assert json.loads(rejected_json.stdout.splitlines()[0])["status"] == "rejected"
 
 
-def test_submit_wait_without_an_engine_warns_and_times_out(shop):
+def test_submit_wait_without_an_engine_warns_and_times_out(shop: Cli) -> None:
     cli = shop
     result = fails(
         cli,
@@ -186,7 +196,7 @@ def test_submit_wait_without_an_engine_warns_and_times_out(shop):
 # -- list -------------------------------------------------------------------------------
 
 
-def test_list_is_newest_first_in_every_format(seeded, examples):
+def test_list_is_newest_first_in_every_format(seeded: Cli, examples: Path) -> None:
     cli = seeded
     ndjson_ids = [
         json.loads(line)["id"]
@@ -240,7 +250,7 @@ def test_list_is_newest_first_in_every_format(seeded, examples):
     assert "O'Brien, Pat" in table
 
 
-def test_list_filters_and_limit(seeded):
+def test_list_filters_and_limit(seeded: Cli) -> None:
     cli = seeded
     everything = as_json(ok(cli, "list", "--limit", "1000", "--format", "json"))
     counts: dict[str, int] = {}
@@ -273,7 +283,7 @@ def test_list_filters_and_limit(seeded):
     )
 
 
-def test_list_shows_queued_submissions_as_pending_first(shop):
+def test_list_shows_queued_submissions_as_pending_first(shop: Cli) -> None:
     cli = shop
     assert "no orders yet" in ok(cli, "list").stderr
     ok(cli, "submit", "-c", "ann", "-i", "KB-01=1", "--id", "OLD")
@@ -296,7 +306,7 @@ def test_list_shows_queued_submissions_as_pending_first(shop):
     ]
 
 
-def test_list_customer_and_limit_keep_newest_first_with_queued_orders(shop):
+def test_list_customer_and_limit_keep_newest_first_with_queued_orders(shop: Cli) -> None:
     cli = shop
     ok(cli, "submit", "-c", "ann", "-i", "KB-01=1", "--id", "OLD")
     ok(cli, "run", "--until-idle")
@@ -310,7 +320,7 @@ def test_list_customer_and_limit_keep_newest_first_with_queued_orders(shop):
 # -- show -------------------------------------------------------------------------------
 
 
-def test_show_prints_items_totals_and_a_contiguous_timeline(seeded):
+def test_show_prints_items_totals_and_a_contiguous_timeline(seeded: Cli) -> None:
     cli = seeded
     for order in as_json(ok(cli, "list", "--limit", "1000", "--format", "json"))[::15]:
         shown = as_json(ok(cli, "show", order["id"], "--json"))
@@ -350,7 +360,7 @@ def test_show_prints_items_totals_and_a_contiguous_timeline(seeded):
 # -- cancel -----------------------------------------------------------------------------
 
 
-def test_cancel_a_queued_pending_order(shop):
+def test_cancel_a_queued_pending_order(shop: Cli) -> None:
     cli = shop
     ok(cli, "submit", "-c", "ann", "-i", "KB-01=1", "--id", "P-1")
     queued = ok(cli, "cancel", "P-1", "--reason", "changed my mind")
@@ -372,7 +382,7 @@ def test_cancel_a_queued_pending_order(shop):
     assert "order 'P-1' is cancelled" in again.stderr
 
 
-def test_cancel_accepted_for_a_pending_order_takes_effect(shop):
+def test_cancel_accepted_for_a_pending_order_takes_effect(shop: Cli) -> None:
     cli = shop
     ok(cli, "submit", "-c", "ann", "-i", "KB-01=1", "--id", "P-1")
     ok(cli, "cancel", "P-1")
@@ -380,7 +390,9 @@ def test_cancel_accepted_for_a_pending_order_takes_effect(shop):
     assert as_json(ok(cli, "show", "P-1", "--json"))["status"] == "cancelled"
 
 
-def test_cancel_reserved_and_backordered_orders_and_refuse_shipped_ones(shop, background):
+def test_cancel_reserved_and_backordered_orders_and_refuse_shipped_ones(
+    shop: Cli, background: Background
+) -> None:
     cli = shop
     engine = background.engine("pack=60")
     # SP-07 has 2 in stock: R-1 reserves both, B-1 waits.
@@ -422,7 +434,9 @@ def test_cancel_reserved_and_backordered_orders_and_refuse_shipped_ones(shop, ba
     assert "every invariant holds" in ok(cli, "check").stdout
 
 
-def test_stock_released_by_a_cancel_wakes_backordered_orders(shop, background):
+def test_stock_released_by_a_cancel_wakes_backordered_orders(
+    shop: Cli, background: Background
+) -> None:
     cli = shop
     background.engine("pack=60")
     ok(cli, "submit", "-c", "ann", "-i", "SP-07=2", "--id", "R-1")
@@ -437,7 +451,7 @@ def test_stock_released_by_a_cancel_wakes_backordered_orders(shop, background):
     assert (level["on_hand"], level["reserved"], level["backordered"]) == (2, 1, 0)
 
 
-def test_cancel_refuses_delivered_rejected_and_unknown_orders(seeded):
+def test_cancel_refuses_delivered_rejected_and_unknown_orders(seeded: Cli) -> None:
     cli = seeded
     delivered = fails(cli, "cancel", "CSV-0001", "--reason", "too late")
     assert "order 'CSV-0001' is delivered; only orders not yet shipped can be cancelled" in (
@@ -451,7 +465,9 @@ def test_cancel_refuses_delivered_rejected_and_unknown_orders(seeded):
 # -- watch ------------------------------------------------------------------------------
 
 
-def test_watch_named_orders_until_done_as_ndjson_when_piped(shop, background):
+def test_watch_named_orders_until_done_as_ndjson_when_piped(
+    shop: Cli, background: Background
+) -> None:
     cli = shop
     ok(cli, "submit", "-c", "ann", "-i", "KB-01=1", "--id", "A")
     ok(cli, "submit", "-c", "bob", "-i", "MS-02=1", "--id", "B")
@@ -476,13 +492,13 @@ def test_watch_named_orders_until_done_as_ndjson_when_piped(shop, background):
     assert cursors == sorted(cursors)
 
 
-def test_watch_from_start_until_done_replays_finished_orders(seeded):
+def test_watch_from_start_until_done_replays_finished_orders(seeded: Cli) -> None:
     cli = seeded
     events = ndjson(ok(cli, "watch", "CSV-0001", "--from-start", "--until-done").stdout)
     assert [e["status"] for e in events] == LIFECYCLE
 
 
-def test_watch_replays_history_filtered_by_status(seeded):
+def test_watch_replays_history_filtered_by_status(seeded: Cli) -> None:
     cli = seeded
     everything = as_json(ok(cli, "list", "--limit", "1000", "--format", "json"))
     delivered = {o["id"] for o in everything if o["status"] == "delivered"}
@@ -498,7 +514,7 @@ def test_watch_replays_history_filtered_by_status(seeded):
     assert ok(cli, "watch", "--until-done").stdout == ""
 
 
-def test_watch_follows_a_running_engine_live(shop, background):
+def test_watch_follows_a_running_engine_live(shop: Cli, background: Background) -> None:
     cli = shop
     background.engine("pack=0.2,ship=0.2,deliver=0.2")
     watcher = background.follower("watch", "LIVE", "--json", "--until-done", "--timeout", "30")
@@ -514,7 +530,7 @@ def test_watch_follows_a_running_engine_live(shop, background):
     assert ats[0] < ats[-1]  # the delays are visible in the stream
 
 
-def test_watch_timeout_exits_1(shop):
+def test_watch_timeout_exits_1(shop: Cli) -> None:
     result = fails(shop, "watch", "--timeout", "0.3")
     assert "error: watch timed out after 0.3s" in result.stderr
 
@@ -522,7 +538,7 @@ def test_watch_timeout_exits_1(shop):
 # -- stats and check --------------------------------------------------------------------
 
 
-def test_stats_counts_latency_and_backlog(seeded):
+def test_stats_counts_latency_and_backlog(seeded: Cli) -> None:
     cli = seeded
     everything = as_json(ok(cli, "list", "--limit", "1000", "--format", "json"))
     data = as_json(ok(cli, "stats", "--json"))
@@ -541,8 +557,15 @@ def test_stats_counts_latency_and_backlog(seeded):
     assert sum(data["by_status"].values()) == data["orders"]
     latency = data["latency_seconds"]
     assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"]
-    assert data["throughput"]["orders_per_second"] >= 0
-    assert data["throughput"]["events_per_second"] > 0
+    # Rates only over a window the test controls: back to before the fixture's first order
+    # (its template may have been built minutes ago, for an earlier test), plus an hour of
+    # slack for the command to start. The default 60 s window assumes a fast machine.
+    first = min(datetime.fromisoformat(o["created_at"]).timestamp() for o in everything)
+    window = str(math.ceil(time.time() - first) + 3600)
+    throughput = as_json(ok(cli, "stats", "--json", "--window", window))["throughput"]
+    assert throughput["window_seconds"] == pytest.approx(float(window))
+    assert throughput["orders_per_second"] >= 0
+    assert throughput["events_per_second"] > 0
     assert data["backlog"] == 0
     assert data["engine"]["running"] is False
 
@@ -564,14 +587,14 @@ def test_stats_counts_latency_and_backlog(seeded):
     assert as_json(ok(cli, "stats", "--json"))["backlog"] == 2
 
 
-def test_stats_on_an_empty_database(shop):
+def test_stats_on_an_empty_database(shop: Cli) -> None:
     data = as_json(ok(shop, "stats", "--json"))
     assert data["orders"] == 0
     assert data["latency_seconds"]["p50"] is None
     assert "backlog     0 commands" in ok(shop, "stats").stdout
 
 
-def test_check_passes_then_reports_a_broken_invariant(seeded):
+def test_check_passes_then_reports_a_broken_invariant(seeded: Cli) -> None:
     cli = seeded
     result = ok(cli, "check")
     assert re.search(

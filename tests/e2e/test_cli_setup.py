@@ -7,10 +7,12 @@ import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .conftest import (
+    Background,
     as_json,
     csv_rows,
     fails,
@@ -22,8 +24,11 @@ from .conftest import (
     wait_until,
 )
 
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/conftest.py: the `cli` fixture
 
-def _levels(cli) -> dict[str, dict]:
+
+def _levels(cli: Cli) -> dict[str, dict[str, Any]]:
     return {
         row["product_id"]: row for row in as_json(ok(cli, "inventory", "list", "--format", "json"))
     }
@@ -37,7 +42,7 @@ def _user_version(db: Path) -> int:
 # -- init -------------------------------------------------------------------------------
 
 
-def test_init_creates_a_versioned_database_and_is_idempotent(cli):
+def test_init_creates_a_versioned_database_and_is_idempotent(cli: Cli) -> None:
     first = ok(cli, "init")
     assert cli.db.exists()
     version = _user_version(cli.db)
@@ -52,7 +57,9 @@ def test_init_creates_a_versioned_database_and_is_idempotent(cli):
     assert products == [{"product_id": "P-1", "name": "Pen", "price": 1.5}]
 
 
-def test_init_loads_the_example_csv_inventory_and_reloads_it_idempotently(cli, examples):
+def test_init_loads_the_example_csv_inventory_and_reloads_it_idempotently(
+    cli: Cli, examples: Path
+) -> None:
     source = examples / "inventory.csv"
     with source.open(newline="") as handle:
         expected = {row["product_id"]: row for row in csv.DictReader(handle)}
@@ -78,7 +85,7 @@ def test_init_loads_the_example_csv_inventory_and_reloads_it_idempotently(cli, e
     assert _levels(cli) == levels
 
 
-def test_init_loads_a_json_inventory_with_camel_case_and_missing_names(cli):
+def test_init_loads_a_json_inventory_with_camel_case_and_missing_names(cli: Cli) -> None:
     inventory = cli.cwd / "inventory.json"
     inventory.write_text(
         json.dumps(
@@ -122,7 +129,9 @@ def test_init_loads_a_json_inventory_with_camel_case_and_missing_names(cli):
     ],
     ids=["negative-price", "bad-stock", "duplicate", "missing-columns"],
 )
-def test_init_refuses_a_bad_inventory_file_at_its_line_and_loads_nothing(cli, content, message):
+def test_init_refuses_a_bad_inventory_file_at_its_line_and_loads_nothing(
+    cli: Cli, content: str, message: str
+) -> None:
     bad = cli.cwd / "bad.csv"
     bad.write_text(content)
     result = fails(cli, "init", "--inventory", str(bad), one_line=False)
@@ -132,7 +141,7 @@ def test_init_refuses_a_bad_inventory_file_at_its_line_and_loads_nothing(cli, co
     assert not cli.db.exists()  # the file is read before any database is created
 
 
-def test_init_with_a_missing_inventory_file_is_a_usage_error(cli):
+def test_init_with_a_missing_inventory_file_is_a_usage_error(cli: Cli) -> None:
     result = fails(cli, "init", "--inventory", "nope.csv", code=2)
     assert result.stderr.strip() == "error: nope.csv: no such file"
     assert not cli.db.exists()  # refused before anything is created
@@ -141,7 +150,7 @@ def test_init_with_a_missing_inventory_file_is_a_usage_error(cli):
 # -- products ---------------------------------------------------------------------------
 
 
-def test_products_crud_round_trip(shop):
+def test_products_crud_round_trip(shop: Cli) -> None:
     cli = shop
     assert (
         "added P-9"
@@ -200,7 +209,7 @@ def test_products_crud_round_trip(shop):
     assert "P-9" not in ok(cli, "products", "list", "--format", "csv").stdout
 
 
-def test_a_product_removed_and_added_again_gets_its_new_stock(shop):
+def test_a_product_removed_and_added_again_gets_its_new_stock(shop: Cli) -> None:
     cli = shop
     ok(cli, "products", "add", "P-1", "--name", "Pen", "--price", "1", "--stock", "4")
     ok(cli, "products", "remove", "P-1")
@@ -210,7 +219,9 @@ def test_a_product_removed_and_added_again_gets_its_new_stock(shop):
     assert "every invariant holds" in ok(cli, "check").stdout
 
 
-def test_products_remove_is_refused_while_open_orders_hold_its_stock(shop, background):
+def test_products_remove_is_refused_while_open_orders_hold_its_stock(
+    shop: Cli, background: Background
+) -> None:
     cli = shop
     engine = background.engine("pack=60")
     ok(cli, "submit", "--customer", "ann", "--item", "HD-03=2", "--id", "HOLD")
@@ -242,7 +253,7 @@ def test_products_remove_is_refused_while_open_orders_hold_its_stock(shop, backg
 # -- inventory --------------------------------------------------------------------------
 
 
-def test_inventory_set_and_restock_are_queued_until_the_engine_runs(shop):
+def test_inventory_set_and_restock_are_queued_until_the_engine_runs(shop: Cli) -> None:
     cli = shop
     assert "stock of KB-01 set to 5 queued" in ok(cli, "inventory", "set", "KB-01", "5").stderr
     assert "restock of MS-02 by 10 queued" in ok(cli, "inventory", "restock", "MS-02", "10").stderr
@@ -272,7 +283,7 @@ def test_inventory_set_and_restock_are_queued_until_the_engine_runs(shop):
     assert "Wireless mouse" in table
 
 
-def test_restock_wakes_backordered_orders_in_arrival_order(shop):
+def test_restock_wakes_backordered_orders_in_arrival_order(shop: Cli) -> None:
     cli = shop
     # SP-07 has 2 in stock: the first order takes both, the next three wait.
     # Ids sort the other way round from arrival, so arrival order is what counts.

@@ -14,11 +14,17 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import HARD_BOUND, cpu_ticks, wait_exit, wait_for
+
+from realorders import Client
+from realorders.config import load_config
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -88,38 +94,81 @@ def stats(cli: KafkaCli) -> dict[str, Any]:
     return data
 
 
-def wait_finished(cli: KafkaCli, count: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cli("stats", "--json", timeout=30)
-        if result.returncode != 0:  # a service restarting: the reader says so and exits 1
-            assert "Traceback" not in result.stderr, result.stderr
-            assert time.monotonic() < deadline, result.stderr
-            time.sleep(0.5)
-            continue
-        data = json.loads(result.stdout)
-        settled = data["finished"] + data["by_status"].get("backordered", 0)
-        if data["orders"] == count and settled == count:
-            return data
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not settled after {timeout} s: {data}")
-        time.sleep(0.5)
+def stats_or_error(cli: KafkaCli) -> dict[str, Any]:
+    """``stats --json``, or ``{"error": stderr}`` while a service restarts (it exits 1)."""
+    result = cli("stats", "--json", timeout=30)
+    if result.returncode != 0:
+        assert "Traceback" not in result.stderr, result.stderr
+        return {"error": result.stderr.strip()}
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
 
 
-def wait_engines_share(cli: KafkaCli, count: int, timeout: float = 60) -> None:
-    """Until ``count`` engines have reported owning partitions (their heartbeats, in Redis)."""
-    from realorders import Client
-    from realorders.config import load_config
+def work_done(data: dict[str, Any]) -> object:
+    """A progress measure of the engines' work: orders and their statuses (never rates)."""
+    if "error" in data:
+        return "unavailable"
+    return (data["orders"], tuple(sorted(data["by_status"].items())))
 
-    deadline = time.monotonic() + timeout
+
+def settled(count: int) -> Callable[[dict[str, Any]], bool]:
+    def done(data: dict[str, Any]) -> bool:
+        if "error" in data:
+            return False
+        finished = data["finished"] + data["by_status"].get("backordered", 0)
+        return bool(data["orders"] == count and finished == count)
+
+    return done
+
+
+def wait_finished(cli: KafkaCli, count: int, idle_timeout: float = 60) -> dict[str, Any]:
+    """Until all ``count`` orders are settled; waits for as long as the engines make progress.
+
+    ``idle_timeout`` must exceed the longest quiet spell the test causes on purpose (a
+    takeover after a kill -9, a service restart).
+    """
+    return wait_for(
+        lambda: stats_or_error(cli),
+        settled(count),
+        progress=work_done,
+        idle_timeout=idle_timeout,
+        interval=0.5,
+        what=f"{count} orders settled",
+    )
+
+
+@contextmanager
+def reader(cli: KafkaCli) -> Iterator[Client]:
+    """A read-only Python client on the test's store: a cheap look, unlike a ``stats`` process."""
     with Client(config=load_config({}, cli.env), create=False) as client:
-        while True:
-            engines = client.backend.registry.engines()  # type: ignore[attr-defined]
-            owners = [e for e in engines if e["partitions"]]
-            if len(owners) == count:
-                return
-            assert time.monotonic() < deadline, engines
-            time.sleep(0.2)
+        yield client
+
+
+@dataclass
+class Exited:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def wait_out(cli: KafkaCli, proc: subprocess.Popen[bytes], what: str) -> Exited:
+    """Until ``proc`` exits by itself, for as long as the engines make progress."""
+    with reader(cli) as client:
+        out, err = wait_exit(proc, client.counts, what=what)
+    return Exited(proc.returncode, out.decode(), err.decode())
+
+
+def wait_engines_share(cli: KafkaCli, count: int) -> None:
+    """Until ``count`` engines have reported owning partitions (their heartbeats, in Redis)."""
+    with reader(cli) as client:
+        engines = client.backend.registry.engines  # type: ignore[attr-defined]
+        wait_for(
+            # progress: engines appearing and partitions moving (not their heartbeat times)
+            lambda: sorted((e["pid"], tuple(e["partitions"])) for e in engines()),
+            lambda seen: sum(1 for _, partitions in seen if partitions) == count,
+            interval=0.2,
+            what=f"{count} engines owning partitions",
+        )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> str:
@@ -143,9 +192,12 @@ def test_two_engines_share_the_orders(kafka_cli: KafkaCli, tmp_path: Path) -> No
         result = cli("import", str(write_orders(tmp_path / "orders.ndjson", 3000)), check=True)
         assert "3,000" in result.stderr + result.stdout or "3000" in result.stderr + result.stdout
         # watch reads the events topic itself: every event once, each order's in seq order
-        watched = cli("watch", "--from-start", "--until-done", "--json", "--timeout", "180")
+        watcher = cli.popen(
+            "watch", "--from-start", "--until-done", "--json", "--timeout", f"{HARD_BOUND:g}"
+        )
+        watched = wait_out(cli, watcher, "watch --until-done to see every order done")
         assert watched.returncode == 0, watched.stderr
-        done = wait_finished(cli, 3000, timeout=180)
+        done = wait_finished(cli, 3000)
         assert done["by_status"]["delivered"] == 3000
         # from the topic's end (the default): a finished order shows nothing and returns
         late = cli("watch", "d3-000001", "--until-done", "--json", "--timeout", "60")
@@ -171,20 +223,32 @@ def test_kill_9_one_engine_the_other_takes_over(kafka_cli: KafkaCli, tmp_path: P
     # a packing delay keeps orders in flight (timers in the engine's memory) when the victim
     # dies: the survivor must find them in the read model and finish them
     victim, survivor = (start_engine(cli, "--delays", "pack=2") for _ in range(2))
+    importer: subprocess.Popen[bytes] | None = None
     try:
         wait_engines_share(cli, 2)
         # scarce stock: some orders backorder, so reservations and releases both matter
-        cli("import", str(write_orders(tmp_path / "first.ndjson", 6000, seed=5)), check=True)
-        deadline = time.monotonic() + 60
-        while stats(cli)["by_status"]["reserved"] < 500:
-            assert time.monotonic() < deadline, "orders never got in flight"
-            time.sleep(0.05)
+        importer = cli.popen("import", str(write_orders(tmp_path / "first.ndjson", 6000, seed=5)))
+        # An order stays reserved for the 2 s pack delay only: watch while the import runs,
+        # one Redis read a look. Waiting for the import to return, or a `stats` process a
+        # look, can take longer than that on a slow machine and miss the orders in flight.
+        with reader(cli) as client:
+            wait_for(
+                client.counts,
+                lambda counts: counts["reserved"] >= 500,
+                what="orders to get in flight (500 reserved)",
+            )
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)
+        # the import goes on while it still works (its CPU time moves), however slowly
+        _, err = wait_exit(importer, lambda: cpu_ticks(importer.pid), what="the import")
+        assert importer.returncode == 0, err.decode()
         # half of these land on the dead engine's partitions: only a takeover finishes them
         cli("import", str(write_orders(tmp_path / "more.ndjson", 1000, seed=6)), check=True)
-        wait_finished(cli, 7000, timeout=240)
+        wait_finished(cli, 7000)  # quiet while the survivor notices and takes over: < 60 s
     finally:
+        if importer is not None and importer.poll() is None:
+            importer.kill()
+            importer.communicate()
         survivor_log = stop(survivor)
         if victim.poll() is None:
             victim.kill()
@@ -214,10 +278,13 @@ def test_poison_commands_go_to_the_dlq_and_replay(
         # processing goes on around the poison
         after = cli("submit", "-c", "ada", "-i", "SKU-01=2", "--wait", "--timeout", "60")
         assert after.returncode == 0, after.stderr
-        deadline = time.monotonic() + 60
-        while len(letters := json.loads(cli("dlq", "list", "-f", "json").stdout)) < 2:
-            assert time.monotonic() < deadline, letters
-            time.sleep(0.2)
+        letters = wait_for(
+            lambda: json.loads(cli("dlq", "list", "-f", "json").stdout),
+            lambda letters: len(letters) >= 2,
+            progress=len,
+            interval=0.2,
+            what="both poison commands in the dead-letter topic",
+        )
         reasons = sorted(d["reason"] for d in letters)
         assert reasons[0].startswith("not JSON"), reasons
         assert reasons[1] == "unknown command kind 'refund'"
@@ -287,7 +354,7 @@ def run_through_an_outage(cli: KafkaCli, tmp_path: Path, outage: Any) -> str:
         outage()
         feeder.join(timeout=180)
         try:
-            wait_finished(cli, 4000, timeout=120)
+            wait_finished(cli, 4000, idle_timeout=120)  # a restart: quiet until it is back
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nengine log:\n{stop(engine)[-6000:]}") from None
     finally:

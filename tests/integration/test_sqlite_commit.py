@@ -11,14 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realorders.domain import Event, LineItem, Order, OrderState, Status, apply, pending_data
-from realorders.engine.backends.sqlite import SqliteBackend
-from realorders.engine.backends.sqlite_commit import CommitWriter, encode, write
+from realorders.engine.backends.sqlite.backend import SqliteBackend
+from realorders.engine.backends.sqlite.commit import CommitWriter, encode, write
 from realorders.engine.ports import Changes
 
 
 def _pending(order_id: str, at: float, arrival: int, price: float | None = 2.5) -> Event:
     order = Order(order_id, "c1", (LineItem("A", 2),), "ünïcode note")
-    return Event(order_id, 1, Status.PENDING, at, pending_data(order, {"A": price}, at, arrival))
+    prices = {} if price is None else {"A": price}  # no price: the event records None
+    return Event(order_id, 1, Status.PENDING, at, pending_data(order, prices, at, arrival))
 
 
 def _changes(position: int, *events: Event) -> Changes:

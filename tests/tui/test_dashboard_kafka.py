@@ -48,6 +48,9 @@ from .test_dashboard_pilot import (
     table,
     text_of,
 )
+from .test_dashboard_pilot import (
+    until as pilot_until,
+)
 
 pytestmark = pytest.mark.services
 
@@ -60,17 +63,9 @@ TIMEOUT = 45.0
 
 
 @pytest.fixture
-def kafka_config(kafka_server: Any, redis_server: Any, kafka_prefix: str) -> Config:
+def kafka_config(kafka_store_config: Config) -> Config:
     """A store of its own (topics, group, Redis keys) on the session's broker and Redis."""
-    return Config(
-        backend="kafka",
-        kafka_bootstrap=kafka_server.bootstrap,
-        redis_url=redis_server.url,
-        kafka_topic_prefix=kafka_prefix,
-        kafka_group=f"{kafka_prefix}-engine",
-        kafka_partitions=2,
-        redis_prefix=kafka_prefix,
-    )
+    return kafka_store_config
 
 
 @pytest.fixture
@@ -173,11 +168,8 @@ def drive(app: DashboardApp, scenario: Scenario) -> None:
 
 
 async def until(pilot: Pilot[Any], ready: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {TIMEOUT}s waiting for {what}")
-        await pilot.pause(0.1)
+    """As test_dashboard_pilot.until, with Kafka's slack."""
+    await pilot_until(pilot, ready, what, idle_timeout=TIMEOUT)
 
 
 async def wait_statuses(

@@ -26,6 +26,7 @@ from rich.text import Text
 from textual.command import Command, CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, Static, TabbedContent
+from waiting import Patience
 
 from realorders import Client, LineItem
 from realorders.domain import Status
@@ -42,7 +43,7 @@ from realorders.tui.feed import (
 from realorders.tui.screens import ConfirmScreen, HelpScreen, OrderDetailScreen, QuantityScreen
 from realorders.tui.widgets import FlowPanel, KpiBar, LiveTable
 
-from .conftest import INVENTORY, SOLD_OUT, EngineProcess
+from .conftest import HELD, INVENTORY, SOLD_OUT, EngineProcess
 
 S = Status
 #: states an order can have reached after the given one (fulfilment keeps moving)
@@ -52,7 +53,7 @@ LATER = {
     S.SHIPPED: (S.DELIVERED,),
 }
 SIZE = (120, 40)
-TIMEOUT = 15.0  # generous: a shared 2-core machine runs the engine beside the app
+TIMEOUT = 15.0  # seconds without progress: a shared 2-core machine runs the engine beside it
 Scenario = Callable[[Pilot[None]], Awaitable[None]]
 
 
@@ -84,12 +85,25 @@ def drive(app: DashboardApp, scenario: Scenario) -> None:
     asyncio.run(main())
 
 
-async def until(pilot: Pilot[Any], ready: Callable[[], object], what: str) -> None:
-    """Let the app run until ``ready()`` holds; fail after TIMEOUT seconds."""
-    deadline = time.monotonic() + TIMEOUT
+def frame_progress(app: object) -> object:
+    """The store's work as the dashboard has seen it: newest event, backlog, engine, counts.
+
+    Never the clock (rates, ages): an idle store must not look busy.
+    """
+    frame = app.frame if isinstance(app, DashboardApp) else None
+    if frame is None:
+        return None
+    return frame.head, frame.backlog, frame.engine, tuple(sorted(frame.counts.items()))
+
+
+async def until(
+    pilot: Pilot[Any], ready: Callable[[], object], what: str, idle_timeout: float = TIMEOUT
+) -> None:
+    """Let the app run until ``ready()`` holds: for as long as the frames show progress
+    (:func:`frame_progress`), failing after ``idle_timeout`` seconds without."""
+    patience = Patience(what, idle_timeout=idle_timeout)
     while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {TIMEOUT}s waiting for {what}")
+        patience.check(frame_progress(pilot.app), frame_progress(pilot.app))
         await pilot.pause(0.1)
 
 
@@ -403,7 +417,8 @@ def test_enter_opens_the_order_detail(shop_db: Path, engine: EngineProcess) -> N
 # -- cancel -----------------------------------------------------------------------------
 
 
-def test_cancel_selected_order(shop_db: Path, engine: EngineProcess) -> None:
+def test_cancel_selected_order(shop_db: Path, start_engine: Callable[..., EngineProcess]) -> None:
+    start_engine(HELD)  # the orders stay cancellable, however long the keys take
     app = dashboard(shop_db)
 
     async def scenario(pilot: Pilot[None]) -> None:
@@ -435,7 +450,10 @@ def test_cancel_selected_order(shop_db: Path, engine: EngineProcess) -> None:
     drive(app, scenario)
 
 
-def test_cancel_from_the_detail_screen(shop_db: Path, engine: EngineProcess) -> None:
+def test_cancel_from_the_detail_screen(
+    shop_db: Path, start_engine: Callable[..., EngineProcess]
+) -> None:
+    start_engine(HELD)  # the orders stay cancellable, however long the keys take
     app = dashboard(shop_db)
 
     async def scenario(pilot: Pilot[None]) -> None:

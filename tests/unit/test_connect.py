@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from realorders.config import Config
-from realorders.engine.backends.connect import (
+from realorders.engine.backends.distributed.connect import (
     kafka_kwargs,
     open_redis,
     probe_kafka,
@@ -61,8 +61,12 @@ class FakeServer:
         self.thread.join(5)
 
 
+#: The ``serve`` fixture: start a FakeServer running this connection handler.
+Serve = Callable[[Callable[[socket.socket], None]], FakeServer]
+
+
 @pytest.fixture
-def serve() -> Iterator[Callable[[Callable[[socket.socket], None]], FakeServer]]:
+def serve() -> Iterator[Serve]:
     servers: list[FakeServer] = []
 
     def start(handler: Callable[[socket.socket], None]) -> FakeServer:
@@ -170,7 +174,7 @@ def test_probe_names_every_unreachable_address(closed_port: int) -> None:
     )
 
 
-def test_probe_counts_brokers_and_skips_a_dead_address(serve, closed_port: int) -> None:
+def test_probe_counts_brokers_and_skips_a_dead_address(serve: Serve, closed_port: int) -> None:
     broker = serve(fake_broker(brokers=3))
     cfg = Config(kafka_bootstrap=f"127.0.0.1:{closed_port},127.0.0.1:{broker.port}")
     assert probe_kafka(cfg, timeout=2) == 3
@@ -186,12 +190,12 @@ def sasl(port: int, password: str | None = SECRET, mechanism: str = "PLAIN") -> 
     )
 
 
-def test_probe_logs_in_with_sasl_plain(serve) -> None:
+def test_probe_logs_in_with_sasl_plain(serve: Serve) -> None:
     broker = serve(fake_broker())
     assert probe_kafka(sasl(broker.port), timeout=2) == 3
 
 
-def test_probe_reports_a_refused_password_without_the_password(serve) -> None:
+def test_probe_reports_a_refused_password_without_the_password(serve: Serve) -> None:
     broker = serve(fake_broker(password="another"))
     with pytest.raises(ServiceUnavailableError) as caught:
         probe_kafka(sasl(broker.port), timeout=2)
@@ -202,7 +206,7 @@ def test_probe_reports_a_refused_password_without_the_password(serve) -> None:
     assert SECRET not in str(caught.value)
 
 
-def test_probe_reports_a_mechanism_the_broker_does_not_offer(serve) -> None:
+def test_probe_reports_a_mechanism_the_broker_does_not_offer(serve: Serve) -> None:
     broker = serve(fake_broker(mechanisms=("PLAIN", "SCRAM-SHA-512")))
     with pytest.raises(ServiceUnavailableError) as caught:
         probe_kafka(sasl(broker.port, mechanism="SCRAM-SHA-256"), timeout=2)
@@ -213,7 +217,7 @@ def test_probe_reports_a_mechanism_the_broker_does_not_offer(serve) -> None:
     assert probe_kafka(sasl(broker.port, mechanism="SCRAM-SHA-512"), timeout=2) == 0
 
 
-def test_probe_explains_sasl_against_a_plaintext_listener(serve) -> None:
+def test_probe_explains_sasl_against_a_plaintext_listener(serve: Serve) -> None:
     broker = serve(fake_broker(sasl_listener=False))
     with pytest.raises(ServiceUnavailableError) as caught:
         probe_kafka(sasl(broker.port), timeout=2)
@@ -223,7 +227,7 @@ def test_probe_explains_sasl_against_a_plaintext_listener(serve) -> None:
     )
 
 
-def test_probe_explains_a_listener_that_hangs_up(serve) -> None:
+def test_probe_explains_a_listener_that_hangs_up(serve: Serve) -> None:
     listener = serve(lambda conn: None)  # closes every connection at once, as a SASL port does
     with pytest.raises(ServiceUnavailableError) as caught:
         probe_kafka(Config(kafka_bootstrap=f"127.0.0.1:{listener.port}"), timeout=2)
@@ -233,7 +237,7 @@ def test_probe_explains_a_listener_that_hangs_up(serve) -> None:
     )
 
 
-def test_sasl_needs_a_user_and_a_password(serve) -> None:
+def test_sasl_needs_a_user_and_a_password(serve: Serve) -> None:
     with pytest.raises(UsageError, match="SASL_PLAINTEXT needs kafka_username"):
         probe_kafka(sasl(9, password=None))
     with pytest.raises(UsageError, match="REALORDERS_KAFKA_PASSWORD"):
@@ -287,7 +291,7 @@ def test_redis_unreachable(closed_port: int) -> None:
     )
 
 
-def test_redis_password_right_wrong_and_missing(serve) -> None:
+def test_redis_password_right_wrong_and_missing(serve: Serve) -> None:
     server = serve(fake_redis(password=SECRET))
     url = f"redis://127.0.0.1:{server.port}/0"
     client = open_redis(Config(redis_url=url, redis_password=SECRET))

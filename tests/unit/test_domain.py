@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -57,7 +58,9 @@ ORDER = Order("o1", "ada", (LineItem("A", 2), LineItem("B", 1)), "ring twice")
 PRICES = {"A": 10.0, "B": 2.25}
 
 
-def event(seq: int, status: Status, data: dict | None = None, at: float | None = None) -> Event:
+def event(
+    seq: int, status: Status, data: dict[str, Any] | None = None, at: float | None = None
+) -> Event:
     if status is S.PENDING and data is None:
         data = pending_data(ORDER, PRICES, 100.0, 7)
     return Event("o1", seq, status, 100.0 + seq if at is None else at, data)
@@ -178,6 +181,7 @@ def test_seq_must_be_contiguous_from_one(seqs: list[int]) -> None:
 
 def test_seq_error_names_the_due_number() -> None:
     state = state_after([S.PENDING, S.RESERVED])
+    assert state is not None
     with pytest.raises(FoldError, match="event 4 where 3 was due"):
         apply(state, event(4, S.PACKED))
     assert state.version == 2
@@ -245,7 +249,9 @@ lines_st = st.lists(
 
 @settings(max_examples=60, deadline=None)
 @given(lines=lines_st, data=st.data(), customer=st.text(max_size=8))
-def test_digest_is_stable_under_shuffles(lines: list[LineItem], data, customer: str) -> None:
+def test_digest_is_stable_under_shuffles(
+    lines: list[LineItem], data: st.DataObject, customer: str
+) -> None:
     shuffled = data.draw(st.permutations(lines))
     assert (
         Order("x", customer, tuple(lines)).digest()
@@ -325,10 +331,9 @@ def _drive(steps: list[Status]) -> None:
         assert state.version == len(accepted)
         assert (state.terminal_at is not None) == (state.status in TERMINAL)
     if state is not None:
-        assert (
-            fold([event(seq, status) for seq, status in enumerate(accepted, 1)]).status
-            is state.status
-        )
+        folded = fold([event(seq, status) for seq, status in enumerate(accepted, 1)])
+        assert folded is not None
+        assert folded.status is state.status
         if state.status in TERMINAL:
             for target in Status:
                 with pytest.raises(FoldError):
@@ -343,7 +348,7 @@ def test_random_steps_never_leave_the_lifecycle(steps: list[Status]) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(st.data())
-def test_random_walks_through_allowed_steps(data) -> None:
+def test_random_walks_through_allowed_steps(data: st.DataObject) -> None:
     """Mostly-valid walks reach the deep states that uniform choice rarely hits."""
     steps: list[Status] = []
     current: Status | None = None

@@ -81,19 +81,24 @@ class Shop:
 
     def cancel(self, order_id: str, reason: str | None = None) -> int:
         """Append a cancel as is: the engine, not the client, decides (see test_client_*)."""
-        return self.backend.commands.append(CommandKind.CANCEL, order_id, {"reason": reason})
+        position: int = self.backend.commands.append(
+            CommandKind.CANCEL, order_id, {"reason": reason}
+        )
+        return position
 
     def restock(self, product_id: str, quantity: int) -> int:
         if self.client is not None:
             return self.client.restock(product_id, quantity)
-        return self.backend.commands.append(
+        position: int = self.backend.commands.append(
             CommandKind.RESTOCK, None, {"product_id": product_id, "quantity": quantity}
         )
+        return position
 
     def set_stock(self, product_id: str, quantity: int) -> int:
-        return self.backend.commands.append(
+        position: int = self.backend.commands.append(
             CommandKind.SET_STOCK, None, {"product_id": product_id, "quantity": quantity}
         )
+        return position
 
     # -- the engine -------------------------------------------------------------
 
@@ -143,7 +148,7 @@ class Shop:
     # -- reads ------------------------------------------------------------------
 
     def state(self, order_id: str) -> OrderState:
-        state = self.backend.orders.get(order_id)
+        state: OrderState | None = self.backend.orders.get(order_id)
         assert state is not None, f"{order_id} not processed"
         return state
 
@@ -447,7 +452,7 @@ def test_orders_advance_over_time_with_delays(shop: Shop) -> None:
     seen: set[tuple[str, ...]] = set()
 
     def snapshot() -> bool:
-        counts = shop.backend.orders.counts()
+        counts: dict[str, int] = shop.backend.orders.counts()
         seen.add(tuple(k for k, v in counts.items() if v))
         return counts["delivered"] == 20
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from realorders.check import check
 from realorders.domain import LineItem, Order, Status
 from realorders.engine import Engine
-from realorders.engine.backends.sqlite import SqliteBackend
+from realorders.engine.backends.sqlite.backend import SqliteBackend
 from realorders.engine.ports import CommandKind
 
 S = Status

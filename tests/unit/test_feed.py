@@ -15,7 +15,7 @@ import pytest
 
 from realorders import Client, LineItem
 from realorders.domain import Status
-from realorders.engine.backends.sqlite_read import SqliteReadModel
+from realorders.engine.backends.sqlite.read import SqliteReadModel
 from realorders.tui import feed as feed_module
 from realorders.tui.feed import (
     DEFAULT_STUCK_AFTER,
@@ -258,6 +258,7 @@ def test_counts_follow_the_store_across_polls(feed: Feed, shop: Client) -> None:
     assert feed.poll().in_flight == 2
 
     # a feed started on a busy store counts the same
+    assert feed.db is not None  # a SQLite store
     fresh = Feed(feed.db)
     try:
         assert fresh.poll().counts == counts

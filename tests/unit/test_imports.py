@@ -23,7 +23,7 @@ USE_THE_LIBRARY = """
 import json, sys
 import realorders, realorders.engine
 from realorders import Client, LineItem, Status
-from realorders.engine.backends.sqlite import SqliteBackend
+from realorders.engine.backends.sqlite.backend import SqliteBackend
 
 with Client(sys.argv[1]) as shop:
     shop.add_product("A", "a thing", 2.0, 3)
@@ -73,7 +73,7 @@ def test_using_the_library_loads_no_ui_package(tmp_path: Path) -> None:
         "realorders.engine",
         "realorders.domain",
         "realorders.engine.ports",
-        "realorders.engine.backends.sqlite",
+        "realorders.engine.backends.sqlite.backend",
         "realorders.check",
     ],
 )
@@ -117,7 +117,7 @@ def test_top_level_names_are_the_real_objects() -> None:
         "realorders.engine.ports",
         "realorders.engine.actors",
         "realorders.engine.engine",
-        "realorders.engine.backends.sqlite",
+        "realorders.engine.backends.sqlite.backend",
         "realorders.errors",
         "realorders.check",
         "realorders.client",
