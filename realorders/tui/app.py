@@ -4,6 +4,10 @@ All storage access happens on one worker thread that owns the store
 connection: it gathers a :class:`Frame` every ``refresh`` seconds and runs the
 operator's actions (cancel, restock, order lookups) in between. The event loop
 only renders frames, so a slow query never freezes the screen.
+
+Longer than 400 lines on purpose: the app's bindings, commands, modal flows
+and rendering of each frame are Textual's one App class; its parts without
+Textual (the frame, the feed, the worker, the widgets) live beside it.
 """
 
 from __future__ import annotations

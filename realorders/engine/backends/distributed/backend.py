@@ -19,6 +19,10 @@ The events topic's side (projection, take-over, ``check``, ``watch``) is in
 ``projection.py``; this module keeps what shares the group consumer and the
 transactional producer: ownership, intake produce, the batch commit. Which
 engines run and whether the broker answers is ``liveness.py``.
+
+Longer than 400 lines on purpose: ownership, the transactional commit and the
+rebalance callbacks share one group consumer and one transactional producer,
+and splitting them would spread that shared state across modules.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ Stock holds: ``hold:<order>`` says what an order's lines (``lines:<order>``) do 
 Every provisional change is listed in ``prov:<partition>`` so that whoever
 owns the partition next can put the holds back in line with what Kafka
 committed (see :data:`RECONCILE`).
+
+Longer than 400 lines on purpose: it is the Lua text itself, one script per
+atomic step, kept together so that the key layout is read in one place.
 """
 
 from __future__ import annotations
