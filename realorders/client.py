@@ -31,7 +31,6 @@ from realorders.check import CheckReport, check
 from realorders.config import BACKENDS, Config
 from realorders.domain import (
     CANCELLABLE,
-    TERMINAL,
     Event,
     LineItem,
     Order,
@@ -58,8 +57,6 @@ from realorders.intake import Format
 from realorders.views import OrderView, event_dict, order_dict, queued_order_dict
 
 __all__ = ["BACKENDS", "Client", "OrderView", "event_dict", "order_dict", "queued_order_dict"]
-
-_SETTLED = TERMINAL | {Status.BACKORDERED}
 
 
 class Client(StockMixin, DeadLetterMixin):
@@ -297,10 +294,21 @@ class Client(StockMixin, DeadLetterMixin):
     # -- the engine -----------------------------------------------------------
 
     def engine(
-        self, *, delays: Delays | None = None, batch_size: int = 2000, **tuning: Any
+        self,
+        *,
+        delays: Delays | None = None,
+        batch_size: int = 2000,
+        poll_interval: float = 0.05,
+        report_interval: float = 5.0,
     ) -> Engine:
         """An engine on this store, to run on an asyncio loop of the caller's."""
-        return Engine(self.backend, delays=delays, batch_size=batch_size, **tuning)
+        return Engine(
+            self.backend,
+            delays=delays,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            report_interval=report_interval,
+        )
 
     def run(
         self,

@@ -163,10 +163,11 @@ def wait_imported(
     deadline = None if timeout is None else time.monotonic() + timeout
     last = max((end for _, end in positions), default=0)
     while True:
-        statuses = backend.orders.counts_between(positions)
-        reached = backend.position() >= last
-        if reached and sum(statuses.values()) >= accepted and not moving(statuses):
-            return statuses
+        # counting is a scan of the import's orders: not before the engine has reached them
+        if backend.position() >= last:
+            statuses = backend.orders.counts_between(positions)
+            if sum(statuses.values()) >= accepted and not moving(statuses):
+                return statuses
         if deadline is not None and time.monotonic() >= deadline:
             return None
         time.sleep(poll)
