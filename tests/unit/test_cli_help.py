@@ -63,6 +63,9 @@ def test_every_contract_command_exists() -> None:
         "inventory set",
         "inventory restock",
         "config show",
+        "tokens create",
+        "tokens list",
+        "tokens revoke",
     }
     assert expected <= names
 

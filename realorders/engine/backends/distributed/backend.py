@@ -62,6 +62,7 @@ from realorders.engine.backends.distributed.read import (
     encode_event,
 )
 from realorders.engine.backends.distributed.tail import TopicTail
+from realorders.engine.backends.distributed.tokens import RedisTokens
 from realorders.engine.capabilities import DeadLetter
 from realorders.engine.ports import Changes, Command, CommandKind, EngineInfo
 from realorders.errors import InputError, RealordersError, ServiceUnavailableError
@@ -161,6 +162,7 @@ class KafkaBackend:
         self.catalogue = RedisCatalogue(
             self._r, self._p, lambda: list(self.orders.get_many(self.orders.open_ids()).values())
         )
+        self.tokens = RedisTokens(self._r, self._p)
 
     # -- set-up ---------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from realorders.engine.backends.sqlite.commit import CommitWriter, encode, write
 from realorders.engine.backends.sqlite.inventory import SqliteInventory
 from realorders.engine.backends.sqlite.read import SqliteEventLog, SqliteReadModel
 from realorders.engine.backends.sqlite.schema import SCHEMA_VERSION, WriteTx, connect, migrate
+from realorders.engine.backends.sqlite.tokens import SqliteTokens
 from realorders.engine.ports import (
     Changes,
     EngineInfo,
@@ -64,6 +65,7 @@ class SqliteBackend:
         self.orders = SqliteReadModel(synced)
         self.inventory = SqliteInventory(self._conn)
         self.catalogue = SqliteCatalogue(self._conn)
+        self.tokens = SqliteTokens(self._conn)
         self._lock_fd: int | None = None
 
     def init_store(self) -> list[str]:

@@ -91,7 +91,23 @@ CREATE TABLE engine (
 INSERT INTO engine (id, position) VALUES (1, 0);
 """
 
-MIGRATIONS: list[str] = [_V1]
+# Bearer tokens of the HTTP server: the digest of the secret, never the secret. One
+# active token per name (revoked ones keep theirs, for the audit trail); rowid = creation
+# order, so the listing is oldest first without an index.
+_V2 = """
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY,
+    token_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_active_name ON tokens(name) WHERE revoked_at IS NULL;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
