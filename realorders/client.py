@@ -27,6 +27,7 @@ from realorders import watching
 from realorders._deadletters import DeadLetterMixin
 from realorders._gc import fewer_collections
 from realorders._stock import StockMixin
+from realorders._tokens import TokenMixin
 from realorders.check import CheckReport, check
 from realorders.config import BACKENDS, Config
 from realorders.domain import (
@@ -51,15 +52,18 @@ from realorders.engine.ports import (
     OrderFilter,
 )
 from realorders.engine.supervisor import Supervisor
-from realorders.errors import ConflictError, NotFoundError, RefusedError
+from realorders.errors import ConflictError, NotFoundError, RefusedError, UsageError
 from realorders.importer import ImportReport, checked_orders, import_orders, new_order
 from realorders.intake import Format
 from realorders.views import OrderView, event_dict, order_dict, queued_order_dict
 
 __all__ = ["BACKENDS", "Client", "OrderView", "event_dict", "order_dict", "queued_order_dict"]
 
+#: queued submissions read at a time while an id prefix filters them in Python
+_PREFIX_CHUNK = 500
 
-class Client(StockMixin, DeadLetterMixin):
+
+class Client(StockMixin, DeadLetterMixin, TokenMixin):
     """A handle on one realorders store: a SQLite file, or Kafka + Redis (``backend="kafka"``).
 
     ``config`` carries every setting (see :func:`realorders.config.load_config`);
@@ -168,6 +172,10 @@ class Client(StockMixin, DeadLetterMixin):
                 raise NotFoundError(f"no order {order_id!r}")
             return OrderView(None, submitted[0], [], submitted[1])
 
+    def statuses(self, order_ids: Iterable[str]) -> dict[str, Status]:
+        """The status of each processed order among ``order_ids`` (queued ones are absent)."""
+        return {oid: s.status for oid, s in self.backend.orders.get_many(order_ids).items()}
+
     def orders(
         self,
         *,
@@ -196,22 +204,111 @@ class Client(StockMixin, DeadLetterMixin):
         limit: int = 100,
         engine_position: int | None = None,
     ) -> list[OrderView]:
-        """What ``list`` shows: queued submissions (as pending) first, then processed, newest
-        first. Call inside :meth:`snapshot` for one consistent moment; a caller that has
-        just read ``engine_info()`` passes its position, saving a read."""
+        """What ``list`` shows: queued submissions (as pending) and processed orders, newest
+        first (the first page of :meth:`page_orders`). On SQLite every queued submission is
+        newer than every processed order, so the queued ones come first. Call inside
+        :meth:`snapshot` for one consistent moment; a caller that has just read
+        ``engine_info()`` passes its position, saving a read."""
+        if limit < 1:
+            return []
+        return self._newest(status, customer_id, id_prefix, limit, None, engine_position)
+
+    def page_orders(
+        self,
+        *,
+        status: Status | None = None,
+        customer_id: str | None = None,
+        id_prefix: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> tuple[list[OrderView], int | None]:
+        """One page of :meth:`list_orders`: up to ``limit`` orders whose arrival is below
+        ``before`` (None: from the newest), newest first, and the ``before`` of the next
+        page (None when there is no more).
+
+        Paging from the first page to the end never skips an order that existed when
+        it started, nor shows one twice, however many orders arrive and move meanwhile:
+
+        - the cursor is an ``arrival`` (the command position of the submission: fixed,
+          never reused), not an offset. A page holds only arrivals below the previous
+          page's last, so no order is on two pages, and new orders (higher positions)
+          never push older ones across a page boundary;
+        - within a page an order is a queued submission or a processed order, and the
+          engine turns the first into the second at any moment, never back. The queued
+          submissions are read first and the processed orders second: an order the engine
+          reaches in between is in both reads and kept once (as processed); it cannot be
+          in neither. (SQLite reads both in one transaction anyway; on Kafka + Redis the
+          projection takes a submission off the queue in the script that adds its order.)
+        - each source is read for ``limit + 1``, so the merge knows whether older orders
+          remain; the next cursor is the arrival of the page's last order.
+
+        ``status`` as in :meth:`list_orders` (queued submissions are ``pending``; another
+        status lists processed orders only). With a status, an order may enter or leave
+        it between two pages: then only the order by arrival is guaranteed.
+        """
+        if limit < 1:
+            raise UsageError(f"limit must be at least 1, not {limit}")
+        views = self._newest(status, customer_id, id_prefix, limit + 1, before, None)
+        if len(views) <= limit:
+            return views, None
+        del views[limit:]
+        return views, views[-1].arrival
+
+    def _newest(
+        self,
+        status: Status | None,
+        customer_id: str | None,
+        id_prefix: str | None,
+        count: int,
+        before: int | None,
+        engine_position: int | None,
+    ) -> list[OrderView]:
+        """Up to ``count`` orders below arrival ``before``, newest first: queued then processed
+        reads merged (see :meth:`page_orders` for why in this order)."""
+        views: dict[str, OrderView] = {}
+        with self.snapshot():
+            if status in (None, Status.PENDING):
+                after = self._queued_after(engine_position)
+                for view in self._queued_views(after, count, customer_id, id_prefix, before):
+                    views[view.id] = view
+            flt = OrderFilter(status, customer_id, id_prefix, count, before_arrival=before)
+            for state in self.backend.orders.query(flt):
+                views[state.id] = OrderView(state, None, [])  # processed meanwhile: this wins
+        return sorted(views.values(), key=lambda v: v.arrival, reverse=True)[:count]
+
+    def _queued_after(self, engine_position: int | None) -> int:
+        """The position at and below which no submission is still queued.
+
+        On SQLite, the engine's position: it commits each batch with its orders. Where
+        several engines share the store, partitions are processed out of position order
+        and the position (head minus lag) drops before a batch's orders are projected:
+        there the queue holds exactly the unprojected submissions, so no bound (0).
+        """
+        if self.scales_out:
+            return 0
+        return self.backend.position() if engine_position is None else engine_position
+
+    def _queued_views(
+        self,
+        after: int,
+        count: int,
+        customer_id: str | None,
+        id_prefix: str | None,
+        before: int | None,
+    ) -> list[OrderView]:
+        """Up to ``count`` queued submissions below ``before``, newest first, as views."""
+        chunk = count if id_prefix is None else max(count, _PREFIX_CHUNK)
         views: list[OrderView] = []
-        if status in (None, Status.PENDING):
-            after = self.backend.position() if engine_position is None else engine_position
-            for order, position, at in self.backend.commands.queued(after, limit, customer_id):
-                if id_prefix is None or order.id.startswith(id_prefix):
-                    views.append(OrderView(None, order, [], at, position))
-        remaining = limit - len(views)
-        if remaining > 0:
-            processed = self.orders(
-                status=status, customer_id=customer_id, limit=remaining, id_prefix=id_prefix
-            )
-            views += [OrderView(state, None, []) for state in processed]
-        return views
+        while True:
+            queued = self.backend.commands.queued(after, chunk, customer_id, before=before)
+            views += [
+                OrderView(None, order, [], at, position)
+                for order, position, at in queued
+                if id_prefix is None or order.id.startswith(id_prefix)
+            ]
+            if len(views) >= count or len(queued) < chunk:
+                return views[:count]
+            before = queued[-1][1]
 
     def cancel(self, order_id: str, reason: str | None = None) -> int:
         """Queue a cancellation; refused now if the order is already past cancelling."""

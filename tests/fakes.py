@@ -25,7 +25,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -43,9 +43,10 @@ from realorders.engine.ports import (
     StockLevel,
     stats_record,
 )
-from realorders.errors import EngineBusyError, NotFoundError, RefusedError
+from realorders.errors import ConflictError, EngineBusyError, NotFoundError, RefusedError
+from realorders.tokens import TokenRecord
 
-__all__ = ["MemoryBackend", "MemoryStore"]
+__all__ = ["MemoryBackend", "MemoryStore", "MemoryTokens"]
 
 _IN_FLIGHT = frozenset({Status.RESERVED, Status.PACKED, Status.SHIPPED})
 _OPEN_UNSHIPPED = frozenset({Status.PENDING, Status.RESERVED, Status.BACKORDERED, Status.PACKED})
@@ -82,6 +83,7 @@ class MemoryStore:
     pid: int | None = None
     started_at: float | None = None
     heartbeat_at: float | None = None
+    tokens: dict[str, tuple[TokenRecord, str]] = field(default_factory=dict)  # id -> record, digest
 
 
 class MemoryCommandLog:
@@ -147,12 +149,14 @@ class MemoryCommandLog:
         customer_id: str | None = None,
         *,
         oldest_first: bool = False,
+        before: int | None = None,
     ) -> list[tuple[Order, int, float]]:
         found = [
             (Order.from_dict(c.body), c.position, c.at)
             for c in self._store.commands
             if c.kind is CommandKind.SUBMIT
             and c.position > after
+            and (before is None or c.position < before)
             and (customer_id is None or c.body["customer_id"] == customer_id)
         ]
         return (found if oldest_first else found[::-1])[:limit]
@@ -305,6 +309,8 @@ class MemoryReadModel:
         if flt.before is not None:
             anchor = orders.get(flt.before)
             found = [] if anchor is None else [s for s in found if s.arrival < anchor.arrival]
+        if flt.before_arrival is not None:
+            found = [s for s in found if s.arrival < flt.before_arrival]
         found.sort(key=lambda s: s.arrival, reverse=True)
         if flt.limit is not None:
             found = found[: flt.limit]
@@ -499,6 +505,38 @@ class MemoryCatalogue:
         return added, updated
 
 
+class MemoryTokens:
+    """Bearer tokens: written directly, one active token per name, like ``SqliteTokens``."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def add(self, record: TokenRecord, digest: str) -> None:
+        tokens = self._store.tokens
+        if any(r.name == record.name and not r.revoked for r, _ in tokens.values()):
+            raise ConflictError(f"an active token named {record.name!r} exists already")
+        if record.token_id in tokens:
+            raise ConflictError(f"token id {record.token_id} exists already")
+        tokens[record.token_id] = (record, digest)
+
+    def find(self, token_id: str) -> tuple[TokenRecord, str] | None:
+        return self._store.tokens.get(token_id)
+
+    def list(self) -> list[TokenRecord]:
+        return sorted((r for r, _ in self._store.tokens.values()), key=lambda r: r.created_at)
+
+    def revoke(self, name_or_id: str, at: float) -> int:
+        tokens = self._store.tokens
+        hits = [
+            (record, digest)
+            for record, digest in tokens.values()
+            if not record.revoked and name_or_id in (record.name, record.token_id)
+        ]
+        for record, digest in hits:
+            tokens[record.token_id] = (replace(record, revoked_at=at), digest)
+        return len(hits)
+
+
 class MemoryBackend:
     """Every port over one :class:`MemoryStore`; see the module docstring."""
 
@@ -519,6 +557,7 @@ class MemoryBackend:
         self.orders = MemoryReadModel(self.store)
         self.inventory = MemoryInventory(self.store)
         self.catalogue = MemoryCatalogue(self.store)
+        self.tokens = MemoryTokens(self.store)
         self._claimed = False
         self.commits = 0
 

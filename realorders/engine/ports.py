@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from realorders.domain import TERMINAL, Event, LineItem, Order, OrderState, Status
+from realorders.tokens import TokenRecord
 
 __all__ = [
     "Backend",
@@ -36,6 +37,7 @@ __all__ = [
     "ReadModel",
     "Reservation",
     "StockLevel",
+    "TokenStore",
     "percentile",
     "stats_record",
 ]
@@ -141,6 +143,8 @@ class OrderFilter:
     order_id_prefix: str | None = None
     limit: int | None = 100
     before: str | None = None  # keyset paging: ids older than this one
+    #: keyset paging by position: only orders whose ``arrival`` is below this one
+    before_arrival: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,10 +247,12 @@ class CommandLog(Protocol):
         customer_id: str | None = None,
         *,
         oldest_first: bool = False,
+        before: int | None = None,
     ) -> list[tuple[Order, int, float]]:
         """Submissions after position ``after`` (not yet processed), newest first.
 
-        ``oldest_first`` gives the longest-waiting ones (the dashboard's stuck view).
+        ``oldest_first`` gives the longest-waiting ones (the dashboard's stuck view);
+        ``before`` keeps only positions below it (keyset paging, as ``before_arrival``).
         """
         ...
 
@@ -378,6 +384,47 @@ class Catalogue(Protocol):
         ...
 
 
+class TokenStore(Protocol):
+    """Bearer tokens of the HTTP server: records and digests, never a secret.
+
+    Written directly, like the catalogue: no order state depends on a token.
+    The server looks a token up on every request (with a cache of at most half
+    a second), so :meth:`find` is one read by key: a revoked token must stop
+    working within a second, on every server sharing the store.
+    """
+
+    def add(self, record: TokenRecord, digest: str) -> None:
+        """Store a new token; ConflictError if an active token already has its name.
+
+        Names are how operators revoke and read audit trails, so two live tokens
+        never share one (checked atomically: two ``create`` calls racing cannot
+        both win). A revoked token's name may be used again.
+        """
+        ...
+
+    def find(self, token_id: str) -> tuple[TokenRecord, str] | None:
+        """The record and stored digest of ``token_id`` (revoked ones too), or None.
+
+        Revoked tokens are returned rather than hidden so that the caller decides
+        (and can say why a request was refused); the check of the secret is the
+        caller's, in constant time.
+        """
+        ...
+
+    def list(self) -> list[TokenRecord]:
+        """Every token, oldest first, revoked ones included (kept for the audit trail)."""
+        ...
+
+    def revoke(self, name_or_id: str, at: float) -> int:
+        """Revoke the active token named ``name_or_id`` and the active token with that id.
+
+        Returns how many were revoked (0: none matched, or already revoked). An
+        argument that is both a name and another token's id revokes both: when
+        in doubt, access ends. Revoked tokens stay listed with ``revoked_at``.
+        """
+        ...
+
+
 class Backend(Protocol):
     """One deployment's set of ports, plus the atomic commit that ties them together."""
 
@@ -410,6 +457,9 @@ class Backend(Protocol):
 
     @property
     def catalogue(self) -> Catalogue: ...
+
+    @property
+    def tokens(self) -> TokenStore: ...
 
     def init_store(self) -> list[str]:
         """Create what the store needs (idempotent); one line per step, for the operator."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from realorders.domain import LineItem, Order
-from realorders.engine.ports import CommandKind, IntakeOutcome
+from realorders.engine.ports import Backend, CommandKind, IntakeOutcome
 
 
 def make(
@@ -185,3 +185,34 @@ def test_queued_lists_unprocessed_submissions_newest_first(backend: Any) -> None
     oldest = backend.commands.queued(0, 2, oldest_first=True)
     assert [o.id for o, _, _ in oldest] == ["o1", "o2"]
     assert [o.id for o, _, _ in backend.commands.queued(1, 10, "ada", oldest_first=True)] == ["o3"]
+
+
+def test_queued_before_a_position_pages_by_position(backend: Backend) -> None:
+    backend.commands.append_orders([make(f"o{i}", "ada" if i % 2 else "bob") for i in (1, 2, 3, 4)])
+
+    def queued(*args: Any, **options: Any) -> list[tuple[str, int]]:
+        return [(o.id, position) for o, position, _ in backend.commands.queued(*args, **options)]
+
+    assert queued(0, 10, before=3) == [("o2", 2), ("o1", 1)]
+    assert queued(0, 1, before=4) == [("o3", 3)]
+    assert queued(1, 10, before=4) == [("o3", 3), ("o2", 2)]
+    assert queued(0, 10, "ada", before=3) == [("o1", 1)]
+    assert queued(0, 10, before=3, oldest_first=True) == [("o1", 1), ("o2", 2)]
+    assert queued(0, 10, before=1) == []
+    assert queued(0, 10, before=99) == queued(0, 10)
+
+
+def test_queued_pages_through_a_long_queue_once_each(backend: Backend) -> None:
+    """More submissions than one internal page of a backend (Redis reads 500 at a time)."""
+    count = 1050
+    backend.commands.append_orders(
+        [make(f"q{i:04}", "ada" if i % 3 == 0 else "bob") for i in range(1, count + 1)]
+    )
+    newest = backend.commands.queued(0, count)
+    assert [p for _, p, _ in newest] == list(range(count, 0, -1))
+    ada = backend.commands.queued(0, count, "ada")
+    assert [p for _, p, _ in ada] == [p for p in range(count, 0, -1) if p % 3 == 0]
+    below = backend.commands.queued(0, 600, "bob", before=1000)
+    assert [p for _, p, _ in below] == [p for p in range(999, 0, -1) if p % 3][:600]
+    oldest = backend.commands.queued(400, 700, oldest_first=True, before=1001)
+    assert [p for _, p, _ in oldest] == list(range(401, 1001))

@@ -15,7 +15,7 @@ import pytest
 
 from realorders.check import check
 from realorders.domain import TERMINAL, LineItem, Order, Status, fold
-from realorders.engine.ports import OrderFilter
+from realorders.engine.ports import Backend, OrderFilter
 
 S = Status
 
@@ -154,11 +154,76 @@ def test_list_is_newest_first(scenario: Any) -> None:
         (OrderFilter(before="o4"), ["o3", "o2", "o1"]),
         (OrderFilter(before="o4", customer_id="ada"), ["o3", "o1"]),
         (OrderFilter(before="nope"), []),
+        (OrderFilter(before_arrival=4), ["o3", "o2", "o1"]),
+        (OrderFilter(before_arrival=4, limit=2), ["o3", "o2"]),
+        (OrderFilter(before_arrival=4, customer_id="ada"), ["o3", "o1"]),
+        (OrderFilter(before_arrival=6, status=S.SHIPPED), ["o5"]),
+        (OrderFilter(before_arrival=5, status=S.SHIPPED), []),
+        (OrderFilter(before_arrival=6, order_id_prefix="o"), NEWEST_FIRST[1:]),
+        (OrderFilter(before_arrival=6, order_id_prefix="o", limit=2), ["o5", "o4"]),
+        (OrderFilter(before_arrival=5, order_id_prefix="o6"), []),
+        (OrderFilter(before_arrival=99), NEWEST_FIRST),
+        (OrderFilter(before_arrival=1), []),
+        (OrderFilter(before_arrival=5, before="o4"), ["o3", "o2", "o1"]),
+        (OrderFilter(before_arrival=3, before="o5"), ["o2", "o1"]),
+        (OrderFilter(before_arrival=3, before="nope"), []),
     ],
     ids=repr,
 )
 def test_list_filters(scenario: Any, flt: OrderFilter, expected: list[str]) -> None:
     assert ids(scenario.orders.query(flt)) == expected
+
+
+@pytest.mark.parametrize("limit", [1, 2, 4])
+@pytest.mark.parametrize(
+    ("customer_id", "prefix"), [(None, None), ("ada", None), (None, "o")], ids=repr
+)
+def test_keyset_pages_by_arrival_list_each_order_once(
+    scenario: Backend, limit: int, customer_id: str | None, prefix: str | None
+) -> None:
+    expected = ids(scenario.orders.query(OrderFilter(None, customer_id, prefix, None)))
+    paged: list[str] = []
+    below: int | None = None
+    while page := scenario.orders.query(
+        OrderFilter(None, customer_id, prefix, limit, before_arrival=below)
+    ):
+        assert len(page) <= limit
+        paged += ids(page)
+        below = page[-1].arrival
+    assert paged == expected
+
+
+def test_long_listings_are_read_whole_and_in_arrival_order(
+    backend: Backend, stock: Callable[..., None], timeline: Any
+) -> None:
+    """More orders than one internal page of a backend (Redis reads an index 500 at a time)."""
+    stock("A", 5)
+    count = 1050
+    backend.claim_engine()
+    for i in range(1, count + 1):
+        timeline.submit(Order(f"p{i:04}", "ada" if i % 3 == 0 else "bob", (LineItem("A", 1),)))
+        if i % 2:
+            timeline.emit(f"p{i:04}", S.REJECTED, {"reason": "test"})
+    timeline.commit(position=count)
+    newest = list(range(count, 0, -1))
+
+    def arrivals(**options: Any) -> list[int]:
+        return [s.arrival for s in backend.orders.query(OrderFilter(**options))]
+
+    assert arrivals(limit=None) == newest
+    assert arrivals(limit=None, status=S.PENDING, customer_id="ada") == [
+        a for a in newest if a % 6 == 0
+    ]
+    assert (
+        arrivals(limit=300, status=S.REJECTED, customer_id="bob", before_arrival=1001)
+        == [a for a in newest if a < 1001 and a % 2 and a % 3][:300]
+    )
+    paged: list[int] = []
+    below: int | None = None
+    while page := arrivals(limit=400, before_arrival=below):
+        paged += page
+        below = page[-1]
+    assert paged == newest
 
 
 def test_history_is_in_seq_order(scenario: Any) -> None:

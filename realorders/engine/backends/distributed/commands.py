@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 _KINDS = {k.value: k for k in CommandKind}
+_QUEUED_PAGE = 500
 
 
 class Poison(ValueError):
@@ -294,27 +295,40 @@ class KafkaCommandLog:
         customer_id: str | None = None,
         *,
         oldest_first: bool = False,
+        before: int | None = None,
     ) -> list[tuple[Order, int, float]]:
-        """Submissions no engine has projected yet (``after`` is implied by the projection)."""
+        """Submissions no engine has projected yet (``after`` is implied by the projection).
+
+        Pages are keyset (beyond the last position seen), not offsets: submissions
+        projected or appended meanwhile neither shift a page nor repeat an entry.
+        """
         key = f"{self._p}queued"
         found: list[tuple[Order, int, float]] = []
-        start = 0
+        low, high = f"({after}", "+inf" if before is None else f"({before}"
         while len(found) < limit:
             page = (
-                self._r.zrangebyscore(key, f"({after}", "+inf", start=start, num=500)
+                self._r.zrangebyscore(key, low, high, start=0, num=_QUEUED_PAGE, withscores=True)
                 if oldest_first
-                else self._r.zrevrangebyscore(key, "+inf", f"({after}", start=start, num=500)
+                else self._r.zrevrangebyscore(
+                    key, high, low, start=0, num=_QUEUED_PAGE, withscores=True
+                )
             )
             if not page:
                 break
-            start += len(page)
-            for raw in self._r.hmget(f"{self._p}sub", page):
+            for raw in self._r.hmget(f"{self._p}sub", [m for m, _ in page]):
                 if raw is None:
                     continue
                 position, at, body = orjson.loads(raw)
                 order = Order.from_dict(body)
                 if customer_id is None or order.customer_id == customer_id:
                     found.append((order, int(position), float(at)))
+            if len(page) < _QUEUED_PAGE:
+                break
+            edge = f"({int(page[-1][1])}"
+            if oldest_first:
+                low = edge
+            else:
+                high = edge
         return found[:limit]
 
     # -- engine side ----------------------------------------------------------

@@ -113,29 +113,41 @@ class RedisReadModel:
             if flt.status is not None
             else (f"{p}cust:{flt.customer_id}" if flt.customer_id is not None else f"{p}all")
         )
-        top: str | float = "+inf"
-        if flt.before is not None:
-            anchor = self._r.zscore(f"{p}all", flt.before)
-            if anchor is None:
-                return []
-            top = f"({int(anchor)}"
+        below = self._upper_bound(flt)
+        if below is not None and below <= 1:
+            return []  # arrivals start at 1
+        top = "+inf" if below is None else f"({below}"
         found: list[OrderState] = []
-        offset = 0
+        # keyset pages (below the lowest arrival seen), not offsets: orders the engine
+        # projects meanwhile or moves between status indexes neither shift nor repeat a page
         while flt.limit is None or len(found) < flt.limit:
-            ids = self._r.zrevrangebyscore(index, top, "-inf", start=offset, num=_PAGE)
-            if not ids:
+            page = self._r.zrevrangebyscore(index, top, "-inf", start=0, num=_PAGE, withscores=True)
+            if not page:
                 break
-            offset += len(ids)
-            found += [s for s in self._states(ids) if _matches(s, flt)]
+            found += [s for s in self._states([m for m, _ in page]) if _matches(s, flt)]
+            if len(page) < _PAGE:
+                break
+            top = f"({int(page[-1][1])}"
         return found if flt.limit is None else found[: flt.limit]
+
+    def _upper_bound(self, flt: OrderFilter) -> int | None:
+        """The arrival every order listed is below (None: no bound; 0 for an unknown ``before``)."""
+        bound = flt.before_arrival
+        if flt.before is not None:
+            anchor = self._r.zscore(f"{self._p}all", flt.before)
+            arrival = 0 if anchor is None else int(anchor)
+            bound = arrival if bound is None else min(bound, arrival)
+        return bound
 
     def _by_prefix(self, flt: OrderFilter) -> list[OrderState]:
         assert flt.order_id_prefix is not None
+        below = self._upper_bound(flt)
+        if below is not None and below <= 1:
+            return []
         ids = self._r.zrangebylex(f"{self._p}ids", f"[{flt.order_id_prefix}", "[\U0010ffff")
         states = [s for s in self._states(ids) if s.id.startswith(flt.order_id_prefix)]
-        if flt.before is not None:
-            anchor = self._r.zscore(f"{self._p}all", flt.before)
-            states = [s for s in states if anchor is not None and s.arrival < anchor]
+        if below is not None:
+            states = [s for s in states if s.arrival < below]
         states.sort(key=lambda s: s.arrival, reverse=True)
         return states if flt.limit is None else states[: flt.limit]
 

@@ -110,10 +110,14 @@ class SqliteCommandLog:
         customer_id: str | None = None,
         *,
         oldest_first: bool = False,
+        before: int | None = None,
     ) -> list[tuple[Order, int, float]]:
         """Submissions the engine has not processed yet, newest (or oldest) first."""
         sql = "SELECT position, body, at FROM commands WHERE kind = 'submit' AND position > ?"
         args: list[Any] = [after]
+        if before is not None:
+            sql += " AND position < ?"
+            args.append(before)
         if customer_id is not None:
             sql += " AND json_extract(CAST(body AS TEXT), '$.customer_id') = ?"
             args.append(customer_id)

@@ -101,6 +101,9 @@ class SqliteReadModel:
         if flt.before is not None:
             where.append("arrival < (SELECT arrival FROM orders WHERE id = ?)")
             args.append(flt.before)
+        if flt.before_arrival is not None:
+            where.append("arrival < ?")
+            args.append(flt.before_arrival)
         sql = f"SELECT {_ORDER_COLUMNS} FROM orders"
         if where:
             sql += " WHERE " + " AND ".join(where)
