@@ -78,6 +78,8 @@ def check_text(value: str, name: str, limit: int | None = None, blank_ok: bool =
         raise ValueError(f"{name} is longer than {limit} characters")
     if not (value.isascii() or encodable(value)):
         raise ValueError(f"{name} contains an unpaired surrogate escape")
+    if "\x00" in value:  # C strings, SQLite's text functions and terminals end text there
+        raise ValueError(f"{name} contains a NUL character")
     return value
 
 
@@ -88,6 +90,7 @@ def plain(value: object, limit: int | None = None) -> TypeGuard[str]:
         and (limit is None or len(value) <= limit)
         and value.strip() != ""
         and (value.isascii() or encodable(value))
+        and "\x00" not in value
     )
 
 

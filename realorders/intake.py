@@ -160,6 +160,26 @@ def _plain_order(obj: dict[str, Any], id_factory: Callable[[], str]) -> Order | 
     return Order(oid or id_factory(), customer, tuple(items), notes)
 
 
+class _FieldError(ValueError):
+    """A refusal that one field of the order is to blame for (an HTTP problem points at it)."""
+
+    def __init__(self, message: str, pointer: str) -> None:
+        super().__init__(message)
+        self.pointer = pointer
+
+
+def _field(obj: dict[str, Any], *keys: str, limit: int | None = None) -> str:
+    try:
+        return required_text(obj, *keys, limit=limit)
+    except ValueError as exc:
+        raise _FieldError(str(exc), "/" + _pick_key(obj, keys)) from None
+
+
+def _pick_key(obj: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The spelling of a field the input used (the first of ``keys`` when none)."""
+    return next((key for key in keys if key in obj), keys[0])
+
+
 def _order(obj: object, id_factory: Callable[[], str]) -> Order:
     if type(obj) is dict and (order := _plain_order(obj, id_factory)) is not None:
         return order
@@ -167,34 +187,42 @@ def _order(obj: object, id_factory: Callable[[], str]) -> Order:
         raise ValueError(f"expected an order object, got {json_type(obj)}")
     order_id = None
     if pick(obj, "id", "order_id", "orderId")[1] is not None:  # null: make one
-        order_id = required_text(obj, "id", "order_id", "orderId", limit=MAX_ID_LENGTH)
-    customer = required_text(obj, "customer_id", "customerId", limit=MAX_ID_LENGTH)
+        order_id = _field(obj, "id", "order_id", "orderId", limit=MAX_ID_LENGTH)
+    customer = _field(obj, "customer_id", "customerId", limit=MAX_ID_LENGTH)
     raw_items = obj.get("items")
     if not isinstance(raw_items, list) or not raw_items:
         got = "nothing" if raw_items is None else json_text(raw_items)
-        raise ValueError(f"items must be a non-empty list of objects, got {got}")
+        raise _FieldError(f"items must be a non-empty list of objects, got {got}", "/items")
     items = tuple(_item(raw, number) for number, raw in enumerate(raw_items, 1))
     notes = obj.get("notes")
     if notes is not None and not isinstance(notes, str):
-        raise ValueError(f"notes must be a string or null, got {json_text(notes)}")
+        raise _FieldError(f"notes must be a string or null, got {json_text(notes)}", "/notes")
     if notes is not None:
-        check_text(notes, "notes", blank_ok=True)
+        try:
+            check_text(notes, "notes", blank_ok=True)
+        except ValueError as exc:
+            raise _FieldError(str(exc), "/notes") from None
     return Order(order_id or id_factory(), customer, items, notes)
 
 
 def _item(raw: object, number: int) -> LineItem:
+    at = f"/items/{number - 1}"
     try:
         if not isinstance(raw, dict):
-            raise ValueError(f"expected an object, got {json_type(raw)}")
-        product = required_text(raw, "product_id", "productId")
+            raise _FieldError(f"expected an object, got {json_type(raw)}", at)
+        product = _field(raw, "product_id", "productId")
         if "quantity" not in raw:
-            raise ValueError("quantity is missing")
+            raise _FieldError("quantity is missing", "/quantity")
         quantity = raw["quantity"]
-        if isinstance(quantity, str):  # JSON is typed: "3" is not a number
-            raise ValueError(f"{_QUANTITY_RULE}, got {json_text(quantity)}")
-        return LineItem(product, validate_quantity(quantity))
-    except ValueError as exc:
-        raise ValueError(f"item {number}: {exc}") from None
+        try:
+            if isinstance(quantity, str):  # JSON is typed: "3" is not a number
+                raise ValueError(f"{_QUANTITY_RULE}, got {json_text(quantity)}")
+            return LineItem(product, validate_quantity(quantity))
+        except ValueError as exc:
+            raise _FieldError(str(exc), "/quantity") from None
+    except _FieldError as exc:
+        pointer = exc.pointer if exc.pointer.startswith(at) else at + exc.pointer
+        raise _FieldError(f"item {number}: {exc}", pointer) from None
 
 
 def order_from_obj(
@@ -204,7 +232,8 @@ def order_from_obj(
     try:
         return _order(obj, id_factory)
     except ValueError as exc:
-        raise InputError(str(exc), source, line) from None
+        pointer = exc.pointer if isinstance(exc, _FieldError) else None
+        raise InputError(str(exc), source, line, pointer=pointer) from None
 
 
 def _parsed(

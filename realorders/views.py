@@ -7,11 +7,21 @@ how a queued submission looks next to a processed order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from realorders.domain import Event, Order, OrderState, Status
 
-__all__ = ["OrderView", "event_dict", "order_dict", "queued_order_dict"]
+__all__ = [
+    "OrderView",
+    "event_dict",
+    "iso",
+    "order_dict",
+    "public_event",
+    "public_order",
+    "public_record",
+    "queued_order_dict",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +126,42 @@ def event_dict(event: Event, cursor: int | None = None) -> dict[str, Any]:
     if cursor is not None:
         data["cursor"] = cursor
     return data
+
+
+# -- the machine-readable forms users see: `list`/`show --json`/`watch`, and the HTTP API ----------
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC with milliseconds (``2026-12-02T17:00:00.000Z``)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_TIMES = ("created_at", "updated_at", "terminal_at")
+
+
+def public_record(view: OrderView) -> dict[str, Any]:
+    """One order as ``list --format json`` prints it and ``GET /v1/orders`` returns it."""
+    data = view.record()
+    for key in _TIMES:
+        data[key] = iso(data[key])
+    return data
+
+
+def public_order(view: OrderView) -> dict[str, Any]:
+    """One order with its timeline, as ``show --json`` prints it and ``GET /v1/orders/{id}``."""
+    data = public_record(view)
+    data["events"] = [
+        {"seq": e.seq, "status": e.status.value, "at": iso(e.at)}
+        | ({"reason": e.reason} if e.reason is not None else {})
+        for e in view.events
+    ]
+    return data
+
+
+def public_event(cursor: int, event: Event) -> dict[str, Any]:
+    """A committed status change as ``watch`` prints it and the SSE streams send it."""
+    record = event_dict(event, cursor)
+    record["at"] = iso(event.at)
+    return record

@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 
 from realorders.errors import UsageError
+from realorders.views import iso
 
 from .app import app, err, settings
-from .output import Format, ago, iso, render
+from .output import Format, ago, render
 
 dlq_app = typer.Typer(
     help="Poison commands set aside by the engines (distributed mode): list and replay.",

@@ -19,12 +19,12 @@ from realorders.errors import InputError, UsageError
 from realorders.importer import ImportReport
 from realorders.intake import RowError, detect_format, parse_item_spec, parse_order_json
 from realorders.ui.style import clock, status_text
+from realorders.views import public_order, public_record
 
 from .app import app, err, fail, out, settings
 from .output import (
     Format,
     ago,
-    iso,
     items_summary,
     render,
     write_json,
@@ -56,12 +56,6 @@ ORDER_CSV_COLUMNS = [
     "terminal_at",
     "queued",
 ]
-
-
-def with_iso_times(data: dict[str, Any]) -> dict[str, Any]:
-    for key in ("created_at", "updated_at", "terminal_at"):
-        data[key] = iso(data[key])
-    return data
 
 
 def _warn_if_no_engine(client: Client) -> None:
@@ -285,7 +279,7 @@ def list_(
     """List orders, newest first (queued submissions show as pending)."""
     with settings(ctx).client() as client, client.snapshot():
         records = [
-            with_iso_times(view.record())
+            public_record(view)
             for view in client.list_orders(status=status, customer_id=customer, limit=limit)
         ]
         now = time.time()
@@ -323,11 +317,7 @@ def show(
     with settings(ctx).client() as client:
         view = client.get(order_id)
         if as_json:
-            data = with_iso_times(view.to_dict())
-            for event in data["events"]:
-                event["at"] = iso(event["at"])
-                del event["order_id"]
-            write_json(data)
+            write_json(public_order(view))
             return
         _print_order(view)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -25,12 +24,6 @@ class Format(StrEnum):
     json = "json"
     ndjson = "ndjson"
     csv = "csv"
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def ago(seconds: float) -> str:

@@ -6,12 +6,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from realorders.client import event_dict
 from realorders.domain import Status
 from realorders.ui.style import clock, status_text
+from realorders.views import public_event
 
 from .app import app, err, fail, out, settings
-from .output import iso, write_json, write_ndjson_line
+from .output import write_json, write_ndjson_line
 
 
 @app.command()
@@ -40,9 +40,7 @@ def watch(
                 timeout=timeout,
             ):
                 if ndjson:
-                    record = event_dict(event, cursor)
-                    record["at"] = iso(event.at)
-                    write_ndjson_line(record)
+                    write_ndjson_line(public_event(cursor, event))
                 else:
                     line = Text.assemble(
                         clock(event.at),

@@ -866,9 +866,10 @@ def test_memory_stays_flat_over_a_long_stream(fmt: Format) -> None:
 
 # -- properties ----------------------------------------------------------------------------
 
-TEXT = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=12).filter(
-    str.strip
-)
+# any text an id may be: no lone surrogates, no NUL (both refused), not blank
+TEXT = st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), min_size=1, max_size=12
+).filter(str.strip)
 ITEMS = st.lists(st.builds(LineItem, TEXT, st.integers(1, 1_000_000)), min_size=1, max_size=4).map(
     tuple
 )
@@ -1031,3 +1032,18 @@ def test_fuzz_never_raises(data: bytes, fmt: Format, size: int) -> None:
         else:
             assert isinstance(result, ParsedOrder)
             assert order_from_obj(result.order.to_dict(), "x", 1) == result.order
+
+
+@pytest.mark.parametrize("field", ["id", "customer_id", "product_id"])
+def test_nul_in_any_id_is_refused(field: str) -> None:
+    order: dict[str, Any] = {
+        "id": "a",
+        "customer_id": "c",
+        "items": [{"product_id": "p", "quantity": 1}],
+    }
+    if field == "product_id":
+        order["items"][0]["product_id"] = "p\x00q"
+    else:
+        order[field] = "x\x00y"
+    with pytest.raises(InputError, match="NUL"):
+        order_from_obj(order, "in", 1)
