@@ -11,6 +11,8 @@ from . import (  # noqa: F401  (registers the commands)
     dlq,
     engine,
     orders,
+    serve,
+    tokens,
     tracking,
 )
 from .app import app, run_cli

@@ -11,10 +11,15 @@ Everything goes through the public :class:`realorders.Client` API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from rich.text import Text
 from realorders.client import Client
 from realorders.domain import Event, Order, Status
 from realorders.engine import Delays
+from realorders.errors import RealordersError
 from realorders.intake import ParsedOrder, read_orders
 from realorders.ui.style import STATUS_STYLE, clock, status_text
 
@@ -40,7 +46,7 @@ def examples_dir() -> Path:
     return Path(str(files("realorders") / "examples"))
 
 
-def run_demo(path: str | None, speed: float, dashboard: bool = False) -> None:
+def run_demo(path: str | None, speed: float, dashboard: bool = False, serve: bool = False) -> None:
     directory = Path(path) if path else Path(tempfile.mkdtemp(prefix="realorders-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     db = directory / "demo.db"
@@ -61,17 +67,81 @@ def run_demo(path: str | None, speed: float, dashboard: bool = False) -> None:
             highlight=False,
         )
         delays = Delays(pack=0.8 / speed, ship=1.0 / speed, deliver=1.2 / speed)
-        if dashboard:
-            _play_under_dashboard(db, parsed, delays, speed)
-        else:
-            asyncio.run(_play(client, parsed, delays, speed))
-        report = client.check()
-        counts = client.counts()
+        with _server(db, parsed[len(parsed) // 2].id) if serve else contextlib.nullcontext():
+            if dashboard:
+                _play_under_dashboard(db, parsed, delays, speed)
+            else:
+                asyncio.run(_play(client, parsed, delays, speed))
+            report = client.check()
+            counts = client.counts()
+            if serve:
+                _closing_summary(db, report.ok, counts)
+                _serve_until_interrupted()
+                return
+    _closing_summary(db, report.ok, counts)
+
+
+def _closing_summary(db: Path, ok: bool, counts: dict[str, int]) -> None:
     out.print(Text("finished: ") + Text(", ".join(f"{n} {s}" for s, n in counts.items() if n)))
-    out.print(f"check: {'every invariant holds' if report.ok else report.problems[0]}")
+    out.print(f"check: {'every invariant holds' if ok else 'a problem: run realorders check'}")
     out.print("explore it:")
     for command in ("list", "show ORD-0001", "inventory list", "stats"):
         out.print(Text.assemble("  ", (f"realorders --db {db} {command}", "bold")))
+
+
+@contextlib.contextmanager
+def _server(db: Path, follow: str) -> Iterator[str]:
+    """``realorders serve`` on the demo's file (loopback, no tokens) for as long as the demo."""
+    args = [sys.executable, "-m", "realorders", "--db", str(db), "serve", "--port", "0"]
+    server = subprocess.Popen(
+        [*args, "--no-auth", "--no-access-log"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # kill PID stops the server too
+    try:
+        url = _served_at(server)
+        err.print(f"HTTP API at {url} (API docs: {url}/docs; no token needed on loopback)")
+        err.print("follow an order live from another terminal:", highlight=False)
+        err.print(
+            Text.assemble(
+                "  ", (f"curl -N '{url}/v1/events?order_id={follow}&until_done=1'", "bold")
+            )
+        )
+        yield url
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stderr is not None:
+            server.stderr.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _served_at(server: subprocess.Popen[str]) -> str:
+    assert server.stderr is not None
+    for line in server.stderr:
+        if line.startswith("serving ") and " at " in line:
+            threading.Thread(target=server.stderr.read, daemon=True).start()  # keep it drained
+            return line.split(" at ", 1)[1].split()[0]
+    raise RealordersError(f"the demo's HTTP server did not start (exit {server.wait()})")
+
+
+def _serve_until_interrupted() -> None:
+    err.print("the HTTP server keeps running for you to explore; Ctrl-C stops it")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        err.print("stopped")
 
 
 def _play_under_dashboard(db: Path, orders: list[Order], delays: Delays, speed: float) -> None:

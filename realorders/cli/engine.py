@@ -65,6 +65,12 @@ def demo(
         "--dashboard",
         help="Watch it in the live dashboard (the engine keeps running until you quit).",
     ),
+    serve: bool = typer.Option(
+        False,
+        "--serve",
+        help="Also serve the HTTP API on loopback (no tokens) and print a curl line to follow "
+        "an order live; keeps serving after the flow until Ctrl-C.",
+    ),
 ) -> None:
     """Watch orders flow: a scratch database, the bundled examples and a live view."""
     from .demo import run_demo
@@ -79,4 +85,4 @@ def demo(
         from .dashboard import require_terminal
 
         require_terminal()
-    run_demo(path, speed, dashboard)
+    run_demo(path, speed, dashboard, serve)

@@ -40,6 +40,10 @@ from typing import Any, TypeVar
 import pytest
 from waiting import cpu_ticks, wait_for
 
+from realorders import Client
+from realorders.config import load_config
+from realorders.tokens import Scope
+
 from .conftest import csv_rows, error_lines, fails, ndjson, ok
 
 T = TypeVar("T")
@@ -85,7 +89,22 @@ TABLE: dict[str, dict[str, str | None]] = {
     "init": {"--inventory": None, "--help": "-h"},
     "dashboard": {"--refresh": None, "--stuck-after": None, "--rows": None, "--help": "-h"},
     "run": {"--until-idle": None, "--delays": None, "--batch-size": None, "--help": "-h"},
-    "demo": {"--path": None, "--speed": None, "--dashboard": None, "--help": "-h"},
+    "demo": {"--path": None, "--speed": None, "--dashboard": None, "--serve": None, "--help": "-h"},
+    "serve": {
+        "--host": None,
+        "--port": None,
+        "--workers": None,
+        "--no-auth": None,
+        "--max-body": None,
+        "--max-backlog": None,
+        "--heartbeat": None,
+        "--client-timeout": None,
+        "--certfile": None,
+        "--keyfile": None,
+        "--access-log": None,
+        "--no-access-log": None,
+        "--help": "-h",
+    },
     "submit": {
         "--customer": "-c",
         "--item": "-i",
@@ -140,8 +159,12 @@ TABLE: dict[str, dict[str, str | None]] = {
     "dlq": {"--help": "-h"},
     "dlq list": {"--format": "-f", "--all": None, "--help": "-h"},
     "dlq replay": {"--value-file": None, "--help": "-h"},
+    "tokens": {"--help": "-h"},
+    "tokens create": {"--scope": None, "--json": None, "--help": "-h"},
+    "tokens list": {"--format": None, "--help": "-h"},
+    "tokens revoke": {"--help": "-h"},
 }
-GROUPS = frozenset({"products", "inventory", "config", "dlq"})
+GROUPS = frozenset({"products", "inventory", "config", "dlq", "tokens"})
 #: global options that take no value
 ROOT_SWITCHES = frozenset({"--debug", "--version", "--help", "-h"})
 #: the settings of the distributed mode only
@@ -169,6 +192,8 @@ FAMILIES: dict[str, frozenset[str]] = {
     "test_tracking": frozenset({"watch", "stats", "check"}),
     "test_dead_letters": frozenset({"dlq list", "dlq replay"}),
     "test_terminal_commands": frozenset({"dashboard", "demo"}),
+    "test_tokens": frozenset({"tokens create", "tokens list", "tokens revoke"}),
+    "test_serve": frozenset({"serve"}),
 }
 
 # A catalogue whose stock levels the expected statuses rely on (examples/ may change).
@@ -319,6 +344,59 @@ class Store:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nengine log:\n{engine.output()}") from None
         return engine
+
+    def serve(self, *args: str) -> tuple[Engine, str]:
+        """``realorders serve ARGS`` in the background: the process and its URL, once it answers."""
+        argv = (*self.options, "serve", *args)
+        self.calls.append(argv)
+        log = self.cwd / f"serve-{len(self.engines) + 1}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*console_script(), *argv],
+                cwd=self.cwd,
+                env=clean_env(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+        server = Engine(proc, log)
+        self.engines.append(server)  # stopped (SIGTERM, by PID) with the engines
+
+        def look() -> tuple[str | None, int | None, int]:
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited {proc.returncode}:\n{server.output()}")
+            found = re.search(r"^serving .* at (\S+)", server.output(), re.M)
+            return (found.group(1) if found else None), cpu_ticks(proc.pid), len(server.output())
+
+        url = poll(look, lambda seen: seen[0], progress=lambda seen: seen[1:], what="serve")[0]
+        assert url is not None
+        return server, url
+
+    def serve_demo(self, *args: str) -> tuple[Engine, str]:
+        """``realorders demo ARGS --serve`` in the background, once its flow is done."""
+        argv = (*self.options, "demo", *args)
+        self.calls.append(argv)
+        log = self.cwd / "demo-serve.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*console_script(), *argv],
+                cwd=self.cwd,
+                env=clean_env(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+        demo = Engine(proc, log)
+        self.engines.append(demo)
+        poll(
+            lambda: (proc.poll(), "keeps running" in demo.output(), len(demo.output())),
+            lambda seen: seen[1] or seen[0] is not None,
+            progress=lambda seen: seen[2],
+            what="the demo's flow",
+        )
+        found = re.search(r"HTTP API at (\S+)", demo.output())
+        assert found is not None, demo.output()
+        return demo, found.group(1)
 
     def stop_engines(self) -> None:
         for engine in self.engines:
@@ -526,13 +604,15 @@ def parse_help(text: str) -> tuple[dict[str, str | None], list[str]]:
     options: dict[str, str | None] = {}
     listed = [name for name in sections if "commands" not in name.lower()]  # option panels too
     for line in (line for name in listed if name != "Arguments" for line in sections[name]):
-        found = re.match(r"^  (-[\w-]+)(?:, (--[\w-]+))?(?=\s|$)", line)
+        found = re.match(r"^  (-[\w-]+)(?:, (--[\w-]+))?(?: / (--[\w-]+))?(?=\s|$)", line)
         if found:
-            first, second = found.groups()
+            first, second, negative = found.groups()
             if second is None:
                 options[first] = None
             else:
                 options[second] = first
+            if negative is not None:  # a switch pair (--x / --no-x): two options
+                options[negative] = None
     commands = [
         m.group(1)
         for name in sections
@@ -1189,6 +1269,149 @@ def test_dead_letters(store: Store) -> None:
     store.assert_covered("test_dead_letters")
 
 
+# -- serve ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", BACKENDS, indirect=True)
+def test_serve(store: Store, tmp_path: Path) -> None:
+    """Every flag of ``serve``: refusals in one line, then two real servers answering HTTP
+    (one with tokens, two workers and small limits; one on TLS without tokens)."""
+    import ssl
+
+    import httpx
+    import trustme
+
+    store.init()
+    refused(store, "serve", "--no-auth", "--host", "0.0.0.0", "--port", "0", needs="loopback")
+    refused(store, "serve", "--certfile", str(tmp_path / "cert.pem"), needs="--keyfile")
+    refused(store, "serve", "--workers", "0", needs="--workers")
+    refused(store, "serve", "--max-body", "10", needs="--max-body")
+    token = ok(store, "tokens", "create", "web", "--scope", "write").stdout.strip()
+    server, url = store.serve(
+        "--host", "127.0.0.1", "--port", "0", "--workers", "2", "--max-body", "4096",
+        "--max-backlog", "0", "--heartbeat", "0.5", "--client-timeout", "5", "--no-access-log",
+    )  # fmt: skip
+    order = {"customer_id": "ada", "items": [{"product_id": "KB-01", "quantity": 1}]}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
+        poll(lambda: http.get("/healthz").status_code, lambda code: code == 200, what="healthz")
+        assert http.post("/v1/orders", json={**order, "id": "S-1"}).status_code == 201
+        assert http.post("/v1/orders", json={**order, "notes": "x" * 5000}).status_code == 413
+        # no engine runs: S-1 waits, so the backlog (1) is over --max-backlog 0
+        pushed_back = poll(
+            lambda: http.post("/v1/orders", json={**order, "id": "S-2"}),
+            lambda response: response.status_code == 503,
+            what="503 for the backlog",
+        )
+        assert pushed_back.headers["retry-after"] == "1"
+        with http.stream("GET", "/v1/events") as stream:
+            assert next(line for line in stream.iter_lines() if line == ": keepalive")
+    assert server.stop()[0] == 0
+    assert "rid=" not in server.output()  # --no-access-log
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls, url = store.serve(
+        "--no-auth", "--port", "0", "--access-log",
+        "--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"),
+    )  # fmt: skip
+    assert url.startswith("https://127.0.0.1:")
+    trusted = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    with httpx.Client(base_url=url, verify=trusted) as http:
+        products = poll(lambda: http.get("/v1/products"), lambda r: r.status_code == 200,
+                        what="products over TLS")  # fmt: skip
+        assert [p["product_id"] for p in products.json()][:2] == ["HD-03", "KB-01"]
+    assert tls.stop()[0] == 0
+    assert re.search(r'"GET /v1/products" 200 .* rid=', tls.output()), tls.output()
+    store.assert_covered("test_serve")
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+TOKEN = re.compile(r"ro_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+
+
+def test_tokens(store: Store) -> None:
+    """Tokens for the HTTP server live in the store (SQLite file, or Redis) and work through
+    the Client the server uses: a token printed once authenticates until it is revoked."""
+    fails(store, "tokens", "list")  # no store yet: one line, exit 1
+    store.init()
+    empty = ok(store, "tokens", "list")
+    assert empty.stdout == "", empty.stdout
+    assert "no tokens" in empty.stderr, empty.stderr
+    assert store.json("tokens", "list", "--format", "json") == []
+
+    # create: only the token on stdout, one line on stderr saying it is not shown again
+    created = ok(store, "tokens", "create", "ci", "--scope", "write")
+    assert TOKEN.fullmatch(created.stdout.rstrip("\n")), created.stdout
+    assert created.stdout.count("\n") == 1, created.stdout
+    (note,) = error_lines(created.stderr)
+    assert "not be shown again" in note, note
+    ci_token = created.stdout.strip()
+    ops = store.json("tokens", "create", "ops", "--scope", "admin", "--json")
+    assert sorted(ops) == ["created_at", "name", "scope", "token", "token_id"]
+    assert (ops["name"], ops["scope"]) == ("ops", "admin")
+    assert ops["token"].startswith(f"ro_{ops['token_id']}_")
+    assert ops["created_at"].endswith("Z")
+    reader = ok(store, "tokens", "create", "reader").stdout.strip()  # default scope: read
+    ok(store, "tokens", "create", "rw", "--json", "--scope", "read")
+
+    assert "exists already" in fails(store, "tokens", "create", "ci", "--scope", "read").stderr
+    refused(store, "tokens", "create", "no spaces", needs="token name")
+    refused(store, "tokens", "create", "x" * 65, "--json", needs="token name")
+    refused(store, "tokens", "create", "root", "--scope", "root", needs="--scope")
+
+    # list: oldest first, revoked ones marked, never a secret or a digest
+    listed = store.json("tokens", "list", "--format", "json")
+    assert [(t["name"], t["scope"]) for t in listed] == [
+        ("ci", "write"),
+        ("ops", "admin"),
+        ("reader", "read"),
+        ("rw", "read"),
+    ]
+    assert all(
+        sorted(t) == ["created_at", "name", "revoked_at", "scope", "token_id"] for t in listed
+    )
+    assert all(t["revoked_at"] is None for t in listed)
+    table = ok(store, "tokens", "list", "--format", "table").stdout
+    for secret in (ci_token, ops["token"], reader):
+        assert secret.split("_", 2)[2] not in table
+    assert all(t["token_id"] in table for t in listed)
+
+    # what the server will do with a presented token
+    settings = {f"REALORDERS_{k.upper()}": v for k, v in option_values(store.options).items()}
+    with Client(config=load_config({}, settings)) as client:
+        ci = client.authenticate(ci_token)
+        assert ci is not None
+        assert (ci.name, ci.scope.value) == ("ci", "write")
+        admin = client.authenticate(ops["token"])
+        assert admin is not None
+        assert admin.scope is Scope.ADMIN
+        assert admin.scope.allows(Scope.WRITE)
+        assert client.authenticate(ci_token[:-1]) is None
+
+        # revoke by name and by id; a revoked token stops working at once
+        assert "revoked token ci" in ok(store, "tokens", "revoke", "ci").stderr
+        assert client.authenticate(ci_token) is None
+        ok(store, "tokens", "revoke", ops["token_id"])
+        assert client.authenticate(ops["token"]) is None
+        assert client.authenticate(reader) is not None
+    assert "no active token" in fails(store, "tokens", "revoke", "ci").stderr
+    fails(store, "tokens", "revoke", "nobody")
+
+    after = store.json("tokens", "list", "--format", "json")
+    assert [t["name"] for t in after if t["revoked_at"] is not None] == ["ci", "ops"]
+    marked = ok(store, "tokens", "list").stdout
+    assert marked.count("revoked") == 2, marked
+    assert marked.count("active") == 2, marked
+    # the name of a revoked token is free again
+    again = ok(store, "tokens", "create", "ci", "--scope", "admin").stdout.strip()
+    assert again != ci_token
+    assert len(store.json("tokens", "list", "--format", "json")) == 5
+    store.assert_covered("test_tokens")
+
+
 # -- global options and config show --------------------------------------------------------
 
 
@@ -1409,10 +1632,23 @@ def test_terminal_commands(store: Store) -> None:
         # the demo plays on a scratch SQLite database: with --backend kafka it must say so
         # and stop, not write a SQLite file while the operator watches for Kafka
         refused(store, "demo", "--speed", "20", "--path", str(cwd / "d1"), needs="kafka")
+        refused(store, "demo", "--serve", "--path", str(cwd / "d1"), needs="kafka")
         assert not (cwd / "d1" / "demo.db").exists()
         store.assert_covered("test_terminal_commands")
         return
-    # sqlite: the demo's own database, not --db
+    # sqlite: the demo's own database, not --db; --serve keeps serving until SIGTERM
+    served, url = store.serve_demo("--speed", "20", "--path", str(cwd / "d2"), "--serve")
+    import httpx
+
+    with httpx.Client(base_url=url) as http:
+        listed = poll(
+            lambda: http.get("/v1/orders", params={"limit": 1000}).json()["data"],
+            lambda orders: len(orders) == 48,
+            what="the demo's orders over HTTP",
+        )
+    assert {o["id"] for o in listed} >= {"ORD-0001"}
+    assert "curl -N" in served.output()
+    assert served.stop()[0] == 0
     demo = ok(
         store, "demo", "--speed", "20", "--path", str(cwd / "d1"), options=("--backend", "sqlite")
     )

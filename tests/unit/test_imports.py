@@ -17,7 +17,8 @@ import pytest
 
 import realorders
 
-UI_MODULES = ("textual", "rich", "typer", "click")
+# the fronts' libraries: the core loads none of them (terminal UI, CLI, HTTP server)
+UI_MODULES = ("textual", "rich", "typer", "click", "fastapi", "starlette", "uvicorn")
 
 USE_THE_LIBRARY = """
 import json, sys
@@ -75,6 +76,7 @@ def test_using_the_library_loads_no_ui_package(tmp_path: Path) -> None:
         "realorders.engine.ports",
         "realorders.engine.backends.sqlite.backend",
         "realorders.check",
+        "realorders.tokens",
     ],
 )
 def test_importing_loads_no_ui_package(module: str) -> None:
@@ -121,6 +123,7 @@ def test_top_level_names_are_the_real_objects() -> None:
         "realorders.errors",
         "realorders.check",
         "realorders.client",
+        "realorders.tokens",
     ],
 )
 def test_module_all_names_exist_and_are_sorted(module: str) -> None:
@@ -144,3 +147,14 @@ def test_the_dashboard_reads_only_through_the_client() -> None:
         fresh("import json, sys, realorders.tui.feed; print(json.dumps(sorted(sys.modules)))")
     )
     assert "textual" not in loaded  # the feed is testable without a terminal
+
+
+def test_the_cli_loads_the_http_stack_only_to_serve() -> None:
+    """FastAPI, Starlette and uvicorn take ~0.5 s to import here: every command but ``serve``
+    (and ``demo --serve``, through it) starts without them."""
+    loaded = fresh(
+        "import sys, realorders.cli, realorders.server; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'fastapi', 'starlette', 'uvicorn'}))"
+    )
+    assert loaded.strip() == "[]"
