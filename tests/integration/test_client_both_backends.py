@@ -9,13 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from realorders import Client, Delays, LineItem, Order, Status
 from realorders.config import Config
 from realorders.engine.capabilities import DeadLetters, EngineRegistry, ServiceProbe, TopicTail
-from realorders.engine.ports import Backend
+from realorders.engine.ports import Backend, IntakeOutcome
 from realorders.errors import InputError, UsageError
 from realorders.importer import ImportReport
 
@@ -120,3 +122,29 @@ def test_wait_imported_counts_the_imports_orders_on_either_backend(
     assert shop.quiet()
     assert shop.counts()["delivered"] == 1
     assert [e.status for _, e in shop.events(0) if e.order_id == "I-1"][-1] is Status.DELIVERED
+
+
+@pytest.mark.services
+def test_a_retry_of_an_order_claimed_but_never_sent_reaches_kafka(
+    kafka_store_config: Any,
+) -> None:
+    """An appender killed between its Redis claim and its Kafka flush (kill -9 of ``serve``)
+    leaves the id claimed: the retry is a duplicate to Redis, and must still be processed."""
+    from realorders.engine.backends.distributed.commands import KafkaCommandLog
+
+    with Client(config=kafka_store_config) as shop:
+        shop.init_store()
+        shop.add_product("A", "a thing", 1.0, 10)
+        commands = shop.backend.commands
+        assert isinstance(commands, KafkaCommandLog)
+        order = Order("claimed-only", "ada", (LineItem("A", 1),))
+        # the first half of append_orders, as a killed appender left it: claimed, not produced
+        commands._claim(  # the private step is the point of this test
+            args=[kafka_store_config.redis_prefix + ":", 0.0,
+                  orjson.dumps([[order.id, order.digest().hex()]]),
+                  orjson.dumps(order.to_dict())]
+        )  # fmt: skip
+        (retry,) = shop.submit_many([order])
+        assert retry.outcome is IntakeOutcome.DUPLICATE
+        run_until_idle(shop)
+        assert shop.get(order.id).status is Status.DELIVERED

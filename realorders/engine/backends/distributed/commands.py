@@ -246,25 +246,54 @@ class KafkaCommandLog:
         claims = orjson.dumps([[o.id, o.digest().hex()] for o in orders])
         answers = self._claim(args=[self._p, now, claims, *bodies])
         results: list[IntakeResult] = []
-        accepted: list[tuple[Order, int]] = []
+        accepted: list[tuple[Order, int, float]] = []
+        duplicates: list[str] = []
         for order, answer in zip(orders, answers, strict=True):
             tag = answer[0]
             if tag == b"a":
-                accepted.append((order, int(answer[1])))
+                accepted.append((order, int(answer[1]), now))
                 results.append(IntakeResult(order.id, IntakeOutcome.ACCEPTED, int(answer[1])))
             else:
                 outcome = IntakeOutcome.DUPLICATE if tag == b"d" else IntakeOutcome.CONFLICT
                 results.append(IntakeResult(order.id, outcome))
+                if tag == b"d":
+                    duplicates.append(order.id)
+        resent = self._unsent(duplicates)
         try:
-            for order, position in accepted:
-                value = encode_command(CommandKind.SUBMIT, order.id, order.to_dict(), position, now)
+            for order, position, at in accepted + resent:
+                value = encode_command(CommandKind.SUBMIT, order.id, order.to_dict(), position, at)
                 self._produce(self._topic, self._partition_of(order.id), order.id.encode(), value)
             self._flush()
         except Exception:
             # not in Kafka: give the ids back so that a retry is accepted, not a "duplicate"
-            self._unclaim(args=[self._p, orjson.dumps([o.id for o, _ in accepted])])
+            self._unclaim(args=[self._p, orjson.dumps([o.id for o, _, _ in accepted])])
             raise
+        sent = [o.id for o, _, _ in accepted + resent]
+        for start in range(0, len(sent), 1000):
+            self._r.hdel(f"{self._p}unsent", *sent[start : start + 1000])
         return results
+
+    def _unsent(self, order_ids: list[str]) -> list[tuple[Order, int, float]]:
+        """Claimed orders an appender killed before its Kafka flush left behind.
+
+        A claim and its produce are two steps; ``unsent`` marks the gap until the
+        flush is confirmed. A retry of such an order is a duplicate in Redis but
+        was never in Kafka: it is produced again now, with its claimed position.
+        (If the first appender is merely slow, the engine sees the same submit
+        twice and applies it once.)
+        """
+        if not order_ids:
+            return []
+        marked = self._r.hmget(f"{self._p}unsent", order_ids)
+        missing = [oid for oid, mark in zip(order_ids, marked, strict=True) if mark is not None]
+        if not missing:
+            return []
+        found: list[tuple[Order, int, float]] = []
+        for raw in self._r.hmget(f"{self._p}sub", missing):
+            if raw is not None:  # None: projected by an engine, so it was in Kafka after all
+                position, at, body = orjson.loads(raw)
+                found.append((Order.from_dict(body), int(position), float(at)))
+        return found
 
     def digests(self, order_ids: Sequence[str]) -> dict[str, bytes]:
         ids = list(dict.fromkeys(order_ids))

@@ -403,6 +403,7 @@ if #accepted > 0 then
     redis.call('HSET', P..'digest', unpack(digest_args, i, last))
     redis.call('HSET', P..'sub', unpack(sub_args, i, last))
     redis.call('ZADD', P..'queued', unpack(queued_args, i, last))
+    redis.call('HSET', P..'unsent', unpack(digest_args, i, last))
   end
 end
 return out
@@ -414,7 +415,7 @@ local P = ARGV[1]
 local ids = cjson.decode(ARGV[2])
 for i = 1, #ids do
   redis.call('HDEL', P..'digest', ids[i]); redis.call('HDEL', P..'sub', ids[i])
-  redis.call('ZREM', P..'queued', ids[i])
+  redis.call('ZREM', P..'queued', ids[i]); redis.call('HDEL', P..'unsent', ids[i])
 end
 return #ids
 """
