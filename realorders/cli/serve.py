@@ -40,6 +40,12 @@ def serve(
     heartbeat: float = typer.Option(
         15.0, "--heartbeat", min=0.1, help="Seconds between keep-alive comments on idle streams."
     ),
+    stream_buffer: int = typer.Option(
+        10_000,
+        "--stream-buffer",
+        min=10,
+        help="Events a live stream may fall behind before it is dropped (it may resume).",
+    ),
     client_timeout: float = typer.Option(
         10.0,
         "--client-timeout",
@@ -72,6 +78,7 @@ def serve(
         max_backlog=max_backlog,
         heartbeat=heartbeat,
         client_timeout=client_timeout,
+        subscriber_buffer=stream_buffer,
         access_log=access_log,
         certfile=certfile,
         keyfile=keyfile,

@@ -98,6 +98,7 @@ TABLE: dict[str, dict[str, str | None]] = {
         "--max-body": None,
         "--max-backlog": None,
         "--heartbeat": None,
+        "--stream-buffer": None,
         "--client-timeout": None,
         "--certfile": None,
         "--keyfile": None,
@@ -1290,6 +1291,7 @@ def test_serve(store: Store, tmp_path: Path) -> None:
     server, url = store.serve(
         "--host", "127.0.0.1", "--port", "0", "--workers", "2", "--max-body", "4096",
         "--max-backlog", "0", "--heartbeat", "0.5", "--client-timeout", "5", "--no-access-log",
+        "--stream-buffer", "100",
     )  # fmt: skip
     order = {"customer_id": "ada", "items": [{"product_id": "KB-01", "quantity": 1}]}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -159,3 +161,43 @@ def test_resume_after_the_server_is_killed(fresh_api: Api) -> None:
         per_order.setdefault(oid, []).append(status)
     assert set(per_order) == set(ids)
     assert all(statuses == LIFECYCLE for statuses in per_order.values()), per_order
+
+
+@pytest.mark.parametrize("fresh_api", BACKENDS, indirect=True)
+def test_a_stream_too_slow_to_keep_up_is_dropped_and_can_resume(fresh_api: Api) -> None:
+    """A client that stops reading is dropped (``event: dropped``) once it is
+    ``--stream-buffer`` events behind, instead of growing the server's memory."""
+    api = fresh_api
+    api.start_server("--stream-buffer", "50")
+    parts = urlsplit(api.url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: tiny window
+    stalled.connect((parts.hostname, parts.port))
+    token = api.tokens[Scope.READ].encode()
+    stalled.sendall(
+        b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + b"\r\n\r\n"
+    )
+    ids = [uid() for _ in range(3000)]
+    lines = "\n".join(json.dumps(order_body(oid)) for oid in ids) + "\n"
+    with api.client() as http:
+        http.post(
+            "/v1/orders:import", content=lines, headers={"Content-Type": "application/x-ndjson"}
+        ).raise_for_status()
+    api.start_engine()
+    settle(api, ids)
+    stalled.settimeout(60)
+    received = b""
+    while chunk := stalled.recv(65536):  # now read it all: it ends, with the last word
+        received += chunk
+    stalled.close()
+    text = received.decode(errors="replace")  # chunked, but each message is one chunk
+    last = text.rsplit("event: ", 1)[-1]
+    assert last.startswith("dropped\n"), last[:200]
+    dropped_at = json.loads(last.split("data: ", 1)[1].split("\n", 1)[0])["cursor"]
+    with api.client(Scope.READ) as http:  # resuming from there is complete
+        resumed = http.get(
+            "/v1/events", params={"after": dropped_at, "order_id": ids[-1], "until_done": 1}
+        )
+    assert "event: done" in resumed.text
