@@ -77,25 +77,31 @@ class Supervisor:
                 if reason is None:
                     raise
                 _add(total, engine.stats)
-            log.warning("engine paused: %s; retrying in %.0f s", reason, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), backoff)
-            if stopping.is_set():
-                return total
-            backoff = min(_MAX_BACKOFF, backoff * 2)
-            self._reconnect()
+            while True:  # pause, then reopen; a reopen that fails is one more pause
+                log.warning("engine paused: %s; retrying in %.0f s", reason, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), backoff)
+                if stopping.is_set():
+                    return total
+                backoff = min(_MAX_BACKOFF, backoff * 2)
+                reason = self._reconnect()
+                if reason is None:
+                    break
 
-    def _reconnect(self) -> None:
+    def _reconnect(self) -> str | None:
+        """Open the store again; the outage's reason when it is still out."""
         assert self._reopen is not None
         with contextlib.suppress(Exception):
             self.backend.close()
         try:
             self.backend = self._reopen()
         except Exception as exc:
-            if outage_reason(exc) is None:
+            reason = outage_reason(exc)
+            if reason is None:
                 raise
-        else:
-            log.info("engine resuming on %s", self._where)
+            return reason
+        log.info("engine resuming on %s", self._where)
+        return None
 
 
 def _add(total: EngineStats, part: EngineStats) -> None:
