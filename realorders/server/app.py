@@ -3,6 +3,7 @@ the store for this process and closes it on the way out."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -72,6 +73,7 @@ def create_app(options: ServerOptions) -> FastAPI:
         intake.start()
         try:
             await hub.start()
+            gc.freeze()  # what startup built lives as long as the process: keep it out of GC passes
             yield
         finally:
             await hub.stop()

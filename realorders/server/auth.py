@@ -1,21 +1,25 @@
 """Bearer tokens as a FastAPI security dependency with scopes.
 
-A route says what it needs in its signature (``Security(access, scopes=["write"])``),
-so its access shows in the code and in the OpenAPI document alike. Lookups go
+A route says what it needs in its signature (``services: Writer``, that is
+``Security(access, scopes=["write"])``), so its access shows in the code and
+in the OpenAPI document alike. The dependency checks the token and hands the
+route the process's :class:`~realorders.server.services.Services`: one
+dependency per request, because FastAPI's resolution of each one costs more
+than the route itself on the hot path (``POST /v1/orders``). Lookups go
 through the Client (:meth:`~realorders.Client.authenticate`: constant-time
 compare, revoked tokens refused) and are remembered for half a second, so a
 busy server does not read the store per request and a revoked token still
 stops working within a second.
 """
 
-from __future__ import annotations
-
 import hashlib
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from fastapi import Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security import SecurityScopes
+from fastapi.security.base import SecurityBase
 
 from realorders.server.problems import Problem
 from realorders.server.store import Store
@@ -24,15 +28,7 @@ from realorders.tokens import Scope, TokenRecord
 if TYPE_CHECKING:  # services.py imports this module
     from realorders.server.services import Services
 
-__all__ = ["ANONYMOUS", "TokenCache", "access"]
-
-#: who every request is when the server runs with ``--no-auth`` (loopback only)
-ANONYMOUS = TokenRecord(token_id="-", name="anonymous", scope=Scope.ADMIN, created_at=0.0)
-
-_bearer = HTTPBearer(
-    auto_error=False,
-    description="A token from `realorders tokens create NAME --scope read|write|admin`.",
-)
+__all__ = ["BearerAccess", "TokenCache", "access"]
 
 
 class TokenCache:
@@ -59,36 +55,57 @@ class TokenCache:
         return record
 
 
-async def access(
-    request: Request,
-    security_scopes: SecurityScopes,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> TokenRecord:
-    """The caller's token record; 401 without a valid token, 403 when its scope is too small."""
-    services: Services = request.app.state.services
-    if not services.options.auth:
-        return ANONYMOUS
-    challenge = {"WWW-Authenticate": 'Bearer realm="realorders"'}
-    if credentials is None:
-        raise Problem(401, "unauthorized", "send Authorization: Bearer <token>", headers=challenge)
-    record = await services.tokens.lookup(credentials.credentials)
-    if record is None:
-        raise Problem(
-            401,
-            "unauthorized",
-            "the token is not valid (unknown, revoked or malformed)",
-            headers={"WWW-Authenticate": 'Bearer realm="realorders", error="invalid_token"'},
+class BearerAccess(SecurityBase):
+    """The ``Authorization: Bearer`` check: 401 without a valid token, 403 for too small a
+    scope; gives the route the process's services (and logs the token's name)."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(
+            description="A token from `realorders tokens create NAME --scope read|write|admin`."
         )
-    needed = Scope(security_scopes.scopes[-1]) if security_scopes.scopes else Scope.READ
-    if not record.scope.allows(needed):
-        raise Problem(
-            403,
-            "forbidden",
-            f"token {record.name!r} has scope {record.scope.value}; this needs {needed.value}",
-            headers={
-                "WWW-Authenticate": f'Bearer realm="realorders", error="insufficient_scope", '
-                f'scope="{needed.value}"'
-            },
-        )
-    request.state.token = record.name
-    return record
+        self.scheme_name = "HTTPBearer"
+
+    # Real (not string) annotations: FastAPI reads them from an instance's __call__,
+    # which has no module globals to resolve strings against.
+    async def __call__(self, request: Request, security_scopes: SecurityScopes) -> "Services":
+        services: Services = request.app.state.services
+        if not services.options.auth:
+            return services
+        record = await self._record(services, request.headers.get("authorization"))
+        needed = Scope(security_scopes.scopes[-1]) if security_scopes.scopes else Scope.READ
+        if not record.scope.allows(needed):
+            raise Problem(
+                403,
+                "forbidden",
+                f"token {record.name!r} has scope {record.scope.value}; this needs {needed.value}",
+                headers={
+                    "WWW-Authenticate": f'Bearer realm="realorders", error="insufficient_scope", '
+                    f'scope="{needed.value}"'
+                },
+            )
+        request.state.token = record.name
+        return services
+
+    @staticmethod
+    async def _record(services: "Services", authorization: str | None) -> TokenRecord:
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() != "bearer" or not credentials:
+            raise Problem(
+                401,
+                "unauthorized",
+                "send Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": 'Bearer realm="realorders"'},
+            )
+        record = await services.tokens.lookup(credentials)
+        if record is None:
+            raise Problem(
+                401,
+                "unauthorized",
+                "the token is not valid (unknown, revoked or malformed)",
+                headers={"WWW-Authenticate": 'Bearer realm="realorders", error="invalid_token"'},
+            )
+        return record
+
+
+access = BearerAccess()

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from realorders.server.problems import Problem, problem_response
 
-__all__ = ["BodyLimit", "BodyReader", "media_type", "read_body", "require_type"]
+__all__ = ["BodyLimit", "BodyReader", "media_type", "require_type"]
 
 
 def media_type(request: Request) -> str:
@@ -44,7 +44,11 @@ def _too_large(limit: int) -> Problem:
 
 
 async def _chunks(request: Request, timeout: float) -> AsyncIterator[bytes]:
-    """The body as it arrives; 408 when the client stalls longer than ``timeout``."""
+    """The body as it arrives; 408 when the client stalls longer than ``timeout``.
+
+    ``wait_for`` per chunk, so that the time the consumer spends between
+    chunks (a slow importer pacing the upload) never counts against the client.
+    """
     stream = request.stream().__aiter__()
     while True:
         try:
@@ -52,28 +56,17 @@ async def _chunks(request: Request, timeout: float) -> AsyncIterator[bytes]:
         except StopAsyncIteration:
             return
         except TimeoutError:
-            raise Problem(
-                408,
-                "timeout",
-                f"no part of the body came for {timeout:g}s",
-                headers={"Connection": "close"},
-            ) from None
+            raise _stalled(timeout) from None
         yield chunk
 
 
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The whole body, refused early (413) when its declared or actual size is over ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in _chunks(request, timeout):
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(chunk)
-    return b"".join(parts)
+def _stalled(timeout: float) -> Problem:
+    return Problem(
+        408,
+        "timeout",
+        f"no part of the body came for {timeout:g}s",
+        headers={"Connection": "close"},
+    )
 
 
 class LineTooLong(Exception):
@@ -212,22 +205,20 @@ class BodyLimit:
                 raise _too_large(self.limit)
         parts: list[bytes] = []
         size = 0
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), self.timeout)
-            except TimeoutError:
-                raise Problem(
-                    408,
-                    "timeout",
-                    f"no part of the body came for {self.timeout:g}s",
-                    headers={"Connection": "close"},
-                ) from None
-            if message["type"] == "http.disconnect":
-                raise Problem(400, "bad-request", "the client went away mid-body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                raise _too_large(self.limit)
-            parts.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(parts)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timeout) as deadline:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise Problem(400, "bad-request", "the client went away mid-body")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.limit:
+                        raise _too_large(self.limit)
+                    parts.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(parts)
+                    deadline.reschedule(loop.time() + self.timeout)
+        except TimeoutError:
+            raise _stalled(self.timeout) from None

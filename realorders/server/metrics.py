@@ -9,6 +9,7 @@ access log: one line per request.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -79,6 +80,9 @@ class RequestMiddleware:
         self.app = app
         self._metrics = metrics
         self._log = log_access
+        # unique per process and request without a random draw (a syscall) per request
+        self._id_prefix = secrets.token_hex(4)
+        self._numbers = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,7 +90,10 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
+        if given and _REQUEST_ID.fullmatch(given):
+            request_id = given
+        else:
+            request_id = f"{self._id_prefix}-{next(self._numbers):x}"
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 

@@ -1,6 +1,6 @@
 """What a server process holds while it runs, opened in the app's lifespan.
 
-Routes receive it by dependency (:func:`services`) and reach the store only
+Routes receive it by their access dependency (``services: Reader``) and reach the store only
 through it: the thread pool of Clients, the intake's group commit, the shared
 event tail and the token cache.
 """
@@ -12,16 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Security
 
-from realorders.server.auth import TokenCache
+from realorders.server.auth import TokenCache, access
 from realorders.server.hub import Hub
 from realorders.server.metrics import Metrics
 from realorders.server.options import ServerOptions
 from realorders.server.problems import Problem
 from realorders.server.store import Intake, Store
 
-__all__ = ["Services", "ServicesDep", "services"]
+__all__ = ["Admin", "Reader", "Services", "Writer"]
 
 
 @dataclass(slots=True)
@@ -63,9 +63,7 @@ class Services:
             )
 
 
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
-
-
-ServicesDep = Annotated[Services, Depends(services)]
+#: what a route declares to get the services: the scope it needs is checked first
+Reader = Annotated[Services, Security(access, scopes=["read"])]
+Writer = Annotated[Services, Security(access, scopes=["write"])]
+Admin = Annotated[Services, Security(access, scopes=["admin"])]

@@ -96,6 +96,29 @@ def test_bad_quantities(api: Api, accepted: list[str], quantity: str) -> None:
     assert "quantity" in problem["detail"]
 
 
+@pytest.mark.parametrize(
+    ("params", "headers", "name"),
+    [
+        ({"wait": "soon"}, {}, "wait"),
+        ({"wait": "terminal", "timeout": "0"}, {}, "timeout"),
+        ({"wait": "terminal", "timeout": "301"}, {}, "timeout"),
+        ({"wait": "terminal", "timeout": "nan"}, {}, "timeout"),
+        ({"wait": "terminal", "timeout": "soon"}, {}, "timeout"),
+        ({}, {"Idempotency-Key": "k" * 201}, "Idempotency-Key"),
+    ],
+    ids=["wait-soon", "timeout-0", "timeout-301", "timeout-nan", "timeout-word", "long-key"],
+)
+def test_bad_submit_parameters_name_the_parameter(
+    api: Api, accepted: list[str], params: dict[str, str], headers: dict[str, str], name: str
+) -> None:
+    oid = uid("param")
+    with api.client() as http:
+        answer = http.post("/v1/orders", json=order_body(oid), params=params, headers=headers)
+        problem = assert_problem(answer, 422)
+        assert problem["parameter"] == name
+        assert http.get(f"/v1/orders/{oid}").status_code == 404  # refused, so not stored
+
+
 def test_ten_mib_bodies_are_413(api: Api, accepted: list[str]) -> None:
     big = json.dumps(order_body(notes="x" * (10 * MIB))).encode()
     assert_problem(post_raw(api, big), 413)

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Security
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from realorders.client import Client
-from realorders.server.auth import access
 from realorders.server.models import (
     NewProduct,
     ProductChange,
@@ -19,15 +18,12 @@ from realorders.server.models import (
     StockBody,
 )
 from realorders.server.responses import errors_doc, json_response
-from realorders.server.services import ServicesDep
-from realorders.tokens import TokenRecord
+from realorders.server.services import Admin, Reader
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1")
 
-Reader = Annotated[TokenRecord, Security(access, scopes=["read"])]
-Admin = Annotated[TokenRecord, Security(access, scopes=["admin"])]
 
 _PRODUCT = {
     "type": "object",
@@ -67,7 +63,7 @@ def _product_path(product_id: str) -> str:
     summary="The catalogue",
     responses={200: _doc({"type": "array", "items": _PRODUCT}), **errors_doc(401, 403)},
 )
-async def products(services: ServicesDep, _token: Reader) -> Response:
+async def products(services: Reader) -> Response:
     return json_response(await services.store.call(Client.products))
 
 
@@ -78,7 +74,7 @@ async def products(services: ServicesDep, _token: Reader) -> Response:
     summary="Add a product",
     responses={201: _doc(_PRODUCT), **errors_doc(401, 403, 409, 413, 422)},
 )
-async def add_product(body: NewProduct, services: ServicesDep, _token: Admin) -> Response:
+async def add_product(body: NewProduct, services: Admin) -> Response:
     """Like `realorders products add`; `409` when the id is taken."""
 
     def add(client: Client) -> dict[str, Any]:
@@ -95,7 +91,7 @@ async def add_product(body: NewProduct, services: ServicesDep, _token: Admin) ->
     summary="One product",
     responses={200: _doc(_PRODUCT), **errors_doc(401, 403, 404)},
 )
-async def product(product_id: str, services: ServicesDep, _token: Reader) -> Response:
+async def product(product_id: str, services: Reader) -> Response:
     return json_response(await services.store.call(lambda client: client.product(product_id)))
 
 
@@ -105,9 +101,7 @@ async def product(product_id: str, services: ServicesDep, _token: Reader) -> Res
     summary="Rename or reprice a product",
     responses={200: _doc(_PRODUCT), **errors_doc(400, 401, 403, 404, 413, 422)},
 )
-async def update_product(
-    product_id: str, body: ProductChange, services: ServicesDep, _token: Admin
-) -> Response:
+async def update_product(product_id: str, body: ProductChange, services: Admin) -> Response:
     def update(client: Client) -> dict[str, Any]:
         client.update_product(product_id, name=body.name, price=body.price)
         return client.product(product_id)
@@ -122,7 +116,7 @@ async def update_product(
     summary="Remove a product",
     responses={204: {"description": "Removed"}, **errors_doc(401, 403, 404, 409)},
 )
-async def remove_product(product_id: str, services: ServicesDep, _token: Admin) -> Response:
+async def remove_product(product_id: str, services: Admin) -> Response:
     """Like `realorders products remove`: refused (`409`) while open orders hold it."""
     await services.store.call(lambda client: client.remove_product(product_id))
     return Response(status_code=204)
@@ -134,7 +128,7 @@ async def remove_product(product_id: str, services: ServicesDep, _token: Admin) 
     summary="Stock levels",
     responses={200: _doc({"type": "array", "items": _LEVEL}), **errors_doc(401, 403)},
 )
-async def inventory(services: ServicesDep, _token: Reader) -> Response:
+async def inventory(services: Reader) -> Response:
     levels = await services.store.call(Client.levels)
     return json_response([level.to_dict() for level in levels])
 
@@ -146,9 +140,7 @@ async def inventory(services: ServicesDep, _token: Reader) -> Response:
     summary="Restock a product",
     responses={202: {"model": QueuedCommand}, **errors_doc(401, 403, 404, 413, 422)},
 )
-async def restock(
-    product_id: str, body: RestockBody, services: ServicesDep, _token: Admin
-) -> Response:
+async def restock(product_id: str, body: RestockBody, services: Admin) -> Response:
     """Queued for the engine (`202`), which applies it and wakes backordered orders."""
     position = await services.store.call(lambda client: client.restock(product_id, body.quantity))
     return json_response({"position": position, "links": {"inventory": "/v1/inventory"}}, 202)
@@ -161,9 +153,7 @@ async def restock(
     summary="Set a product's on-hand stock",
     responses={202: {"model": QueuedCommand}, **errors_doc(401, 403, 404, 409, 413, 422)},
 )
-async def set_stock(
-    product_id: str, body: StockBody, services: ServicesDep, _token: Admin
-) -> Response:
+async def set_stock(product_id: str, body: StockBody, services: Admin) -> Response:
     """Queued for the engine (`202`); `409` when below what open orders have reserved."""
     position = await services.store.call(lambda client: client.set_stock(product_id, body.on_hand))
     return json_response({"position": position, "links": {"inventory": "/v1/inventory"}}, 202)

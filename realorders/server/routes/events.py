@@ -15,24 +15,21 @@ from functools import partial
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Security
+from fastapi import APIRouter, Header, Query
 from starlette.responses import StreamingResponse
 
 from realorders.client import Client
 from realorders.domain import TERMINAL, Event, Status
-from realorders.server.auth import access
 from realorders.server.hub import Subscription
 from realorders.server.problems import Problem
 from realorders.server.responses import errors_doc
-from realorders.server.services import Services, ServicesDep
-from realorders.tokens import TokenRecord
+from realorders.server.services import Reader, Services
 from realorders.views import public_event, public_order
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
-Reader = Annotated[TokenRecord, Security(access, scopes=["read"])]
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
@@ -72,8 +69,7 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
 
 @router.get("/events", summary="Live status changes (Server-Sent Events)", responses=_STREAM_DOC)
 async def events(
-    services: ServicesDep,
-    _token: Reader,
+    services: Reader,
     order_id: Annotated[list[str] | None, Query(description="Only these orders")] = None,
     status: Annotated[Status | None, Query(description="Only this status")] = None,
     until_done: Annotated[
@@ -99,8 +95,7 @@ async def events(
 )
 async def order_events(
     order_id: str,
-    services: ServicesDep,
-    _token: Reader,
+    services: Reader,
     until_done: Annotated[bool, Query(description="Close once the order is terminal")] = False,
     after: Annotated[int | None, Query(ge=0, description="Resume after this cursor")] = None,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Security
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from realorders.client import Client
-from realorders.server.auth import access
 from realorders.server.responses import errors_doc, json_response
-from realorders.server.services import ServicesDep
-from realorders.tokens import TokenRecord
+from realorders.server.services import Reader
 
 __all__ = ["router"]
 
 router = APIRouter()
 
-Reader = Annotated[TokenRecord, Security(access, scopes=["read"])]
 
 _READY_TIMEOUT = 5.0
 _OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
@@ -34,7 +31,7 @@ _OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
         **errors_doc(401, 403),
     },
 )
-async def stats(services: ServicesDep, _token: Reader) -> Response:
+async def stats(services: Reader) -> Response:
     return json_response(await services.store.call(Client.stats))
 
 
@@ -47,7 +44,7 @@ async def stats(services: ServicesDep, _token: Reader) -> Response:
         **errors_doc(401, 403),
     },
 )
-async def check(services: ServicesDep, _token: Reader) -> Response:
+async def check(services: Reader) -> Response:
     report = await services.store.call(Client.check)
     return json_response(report.to_dict())
 
@@ -72,7 +69,7 @@ async def healthz() -> Response:
         **errors_doc(401, 403),
     },
 )
-async def readyz(services: ServicesDep, _token: Reader) -> Response:
+async def readyz(services: Reader) -> Response:
     def probe(client: Client) -> dict[str, Any]:
         client.probe()
         return {"engine_running": client.engine_running(), "backlog": client.engine_info().backlog}
@@ -101,7 +98,7 @@ async def readyz(services: ServicesDep, _token: Reader) -> Response:
         **errors_doc(401, 403),
     },
 )
-async def metrics(services: ServicesDep, _token: Reader) -> Response:
+async def metrics(services: Reader) -> Response:
     collected = services.metrics
     try:
         info = await services.store.call(lambda client: client.engine_info())
