@@ -92,7 +92,7 @@ class BodyReader(io.RawIOBase):
         self._room: asyncio.Semaphore | None = None  # created on the loop by feed()
         self._depth = depth
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending = b""
+        self._pending = memoryview(b"")  # a view: handing part of a chunk over copies nothing
         self._limit = limit
         self._line = 1
         self._line_size = 0
@@ -113,7 +113,7 @@ class BodyReader(io.RawIOBase):
                 raise chunk
             else:
                 self._check_lines(chunk)
-                self._pending = chunk
+                self._pending = memoryview(chunk)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]

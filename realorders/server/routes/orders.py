@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -50,6 +51,7 @@ _IMPORT_TYPES: dict[str, Format] = {
 }
 _MAX_ERRORS = 1000  # refused lines listed in an import's answer; the rest are counted
 _MAX_WAIT = 300.0
+_IMPORT_BUFFER = 1 << 16
 
 
 def order_path(order_id: str) -> str:
@@ -250,9 +252,10 @@ async def import_orders(
     def run() -> dict[str, Any]:
         client = services.store.open_client()
         try:
-            stream = reader  # a RawIOBase: the parsers read it like a file
+            # buffered: the parsers read lines, which a bare RawIOBase serves a byte at a time
+            stream = io.BufferedReader(reader, _IMPORT_BUFFER)
             report = client.import_file(
-                stream,  # type: ignore[arg-type]
+                stream,
                 fmt,
                 "body",
                 dry_run=dry_run,
