@@ -312,11 +312,12 @@ class Store:
 
     # -- the engine
 
-    def engine(self, *extra: str) -> Engine:
-        """``realorders run`` in the background, returned once it is processing."""
-        argv = (*self.options, "run", "--delays", ZERO_DELAYS, *extra)
+    def background(self, name: str, *args: str) -> Engine:
+        """The console script with ARGS in the background, its output in ``NAME.log``; stopped
+        (SIGTERM, by PID) with the store's engines."""
+        argv = (*self.options, *args)
         self.calls.append(argv)
-        log = self.cwd / f"engine-{len(self.engines) + 1}.log"
+        log = self.cwd / f"{name}.log"
         with log.open("wb") as out:  # the child keeps its own handle
             proc = subprocess.Popen(
                 [*console_script(), *argv],
@@ -326,8 +327,16 @@ class Store:
                 stdout=out,
                 stderr=out,
             )
-        engine = Engine(proc, log)
-        self.engines.append(engine)
+        started = Engine(proc, log)
+        self.engines.append(started)
+        return started
+
+    def engine(self, *extra: str) -> Engine:
+        """``realorders run`` in the background, returned once it is processing."""
+        engine = self.background(
+            f"engine-{len(self.engines) + 1}", "run", "--delays", ZERO_DELAYS, *extra
+        )
+        proc = engine.proc
 
         def look() -> tuple[bool, int | None, int]:
             """(processing, the engine's CPU ticks, its log's size): the last two move
@@ -348,20 +357,8 @@ class Store:
 
     def serve(self, *args: str) -> tuple[Engine, str]:
         """``realorders serve ARGS`` in the background: the process and its URL, once it answers."""
-        argv = (*self.options, "serve", *args)
-        self.calls.append(argv)
-        log = self.cwd / f"serve-{len(self.engines) + 1}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [*console_script(), *argv],
-                cwd=self.cwd,
-                env=clean_env(self.env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-            )
-        server = Engine(proc, log)
-        self.engines.append(server)  # stopped (SIGTERM, by PID) with the engines
+        server = self.background(f"serve-{len(self.engines) + 1}", "serve", *args)
+        proc = server.proc
 
         def look() -> tuple[str | None, int | None, int]:
             if proc.poll() is not None:
@@ -375,20 +372,8 @@ class Store:
 
     def serve_demo(self, *args: str) -> tuple[Engine, str]:
         """``realorders demo ARGS --serve`` in the background, once its flow is done."""
-        argv = (*self.options, "demo", *args)
-        self.calls.append(argv)
-        log = self.cwd / "demo-serve.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [*console_script(), *argv],
-                cwd=self.cwd,
-                env=clean_env(self.env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-            )
-        demo = Engine(proc, log)
-        self.engines.append(demo)
+        demo = self.background("demo-serve", "demo", *args)
+        proc = demo.proc
         poll(
             lambda: (proc.poll(), "keeps running" in demo.output(), len(demo.output())),
             lambda seen: seen[1] or seen[0] is not None,

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from services import _namespace
+from services import _namespace, kafka_store_config
 from waiting import wait_for
 
 from realorders import Client
@@ -183,16 +183,8 @@ def store_config(backend: str, tmp: Path, request: pytest.FixtureRequest) -> Con
         return Config(db=tmp / "shop.db")
     kafka = request.getfixturevalue("kafka_server")
     redis = request.getfixturevalue("redis_server")
-    prefix = _namespace()
-    return Config(
-        backend="kafka",
-        kafka_bootstrap=kafka.bootstrap,
-        redis_url=redis.url,
-        kafka_topic_prefix=prefix,
-        kafka_group=f"{prefix}-engine",
-        kafka_partitions=2,
-        redis_prefix=prefix,
-    )
+    config: Config = kafka_store_config(kafka, redis, _namespace())
+    return config
 
 
 def make_api(backend: str, tmp: Path, request: pytest.FixtureRequest) -> Api:
