@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import platform
-import random
 import re
 import resource
 import shutil
@@ -40,27 +38,25 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import kafka
 import orjson
 import redis
 from _procs import machine_cpu, proc_cpu, realorders_cmd
+from _stores import Services, load_services, store_config, store_env
+from _workload import make_workload
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.record.util import crc32c_c as kafka_crc32c_c
 
 from realorders import Client
-from realorders.config import Config
 from realorders.domain import TERMINAL
 from realorders.engine.backends.distributed.commands import encode_command
 from realorders.engine.ports import CommandKind
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ROOT / "scripts" / "services" / "services.py"
 POLL_SECONDS = 0.2  # how often the harness asks Redis for the terminal count
 OWNS = re.compile(r"now owns partitions \[([0-9, ]*)\]")
 TARGET_ONE_ENGINE = 10_000  # orders/s end to end with one engine (issue 5)
@@ -70,20 +66,6 @@ JOIN_TIMEOUT = 30.0  # seconds for the engines to own every partition (a join ta
 
 
 # -- the services script, the machine, processes ------------------------------
-
-
-def load_services() -> ModuleType:
-    """scripts/services/services.py as a module (it is a script, not a package)."""
-    name = "_realorders_service_script"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SERVICES)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {SERVICES}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def own_cpu() -> float:
@@ -242,27 +224,6 @@ def run_to_end(
 # -- workload and ceiling -----------------------------------------------------
 
 
-def make_workload(directory: Path, n: int, products: int, seed: int) -> tuple[Path, Path]:
-    """Deterministic orders (1-3 lines, quantity 1-3) and stock for every one of them."""
-    rnd = random.Random(seed)
-    inventory = directory / "inventory.csv"
-    with inventory.open("w") as f:
-        f.write("product_id,name,price,stock\n")
-        for p in range(products):
-            # an order takes at most 3 lines x 3 units of one product
-            f.write(f"P{p:04d},Product {p},{rnd.randint(100, 9999) / 100},{n * 9}\n")
-    orders = directory / "orders.ndjson"
-    with orders.open("wb") as f:
-        for i in range(n):
-            items = [
-                {"product_id": f"P{rnd.randrange(products):04d}", "quantity": rnd.randint(1, 3)}
-                for _ in range(rnd.randint(1, 3))
-            ]
-            order = {"id": f"B{i:09d}", "customer_id": f"c{rnd.randrange(5000)}", "items": items}
-            f.write(orjson.dumps(order) + b"\n")
-    return inventory, orders
-
-
 def command_records(orders: Path) -> list[tuple[bytes, bytes]]:
     """(key, value) of each order's submit command, byte for byte what ``import`` produces."""
     now = time.time()
@@ -339,43 +300,6 @@ def ceiling(bootstrap: str, records: list[tuple[bytes, bytes]], partitions: int)
 
 
 # -- one measured run ----------------------------------------------------------
-
-
-@dataclass
-class Services:
-    kafka: Any
-    redis: Any
-    pids: dict[str, int] = field(default_factory=dict)
-
-
-def store_env(services: Services, prefix: str, partitions: int) -> dict[str, str]:
-    # a REALORDERS_* setting (or REALORDERS_CONFIG) from the caller's shell must not leak in
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REALORDERS_")}
-    env.update(
-        {
-            "REALORDERS_BACKEND": "kafka",
-            "REALORDERS_KAFKA_BOOTSTRAP": services.kafka.bootstrap,
-            "REALORDERS_REDIS_URL": services.redis.url,
-            "REALORDERS_KAFKA_TOPIC_PREFIX": prefix,
-            "REALORDERS_REDIS_PREFIX": prefix,
-            "REALORDERS_KAFKA_GROUP": f"{prefix}-engines",
-            "REALORDERS_KAFKA_PARTITIONS": str(partitions),
-        }
-    )
-    return env
-
-
-def store_config(services: Services, prefix: str, partitions: int) -> Config:
-    """The same store as :func:`store_env`, for the harness's own Client."""
-    return Config(
-        backend="kafka",
-        kafka_bootstrap=services.kafka.bootstrap,
-        redis_url=services.redis.url,
-        kafka_topic_prefix=prefix,
-        redis_prefix=prefix,
-        kafka_group=f"{prefix}-engines",
-        kafka_partitions=partitions,
-    )
 
 
 class JoinFailed(Exception):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import shutil
 import signal
 import sqlite3
@@ -31,36 +30,13 @@ from typing import Any
 
 import orjson
 from _procs import realorders_cmd
+from _workload import make_workload
 
 from realorders import Client
 from realorders.engine.backends.sqlite.schema import connect
 from realorders.ids import new_id
 
 EVENTS_PER_ORDER = 5  # pending, reserved, packed, shipped, delivered
-
-
-def make_workload(directory: Path, n: int, products: int, seed: int) -> tuple[Path, Path]:
-    """Deterministic orders (1-3 lines, quantity 1-3) with enough stock for all of them."""
-    rnd = random.Random(seed)
-    inventory = directory / "inventory.csv"
-    with inventory.open("w") as f:
-        f.write("product_id,name,price,stock\n")
-        for p in range(products):
-            f.write(f"P{p:04d},Product {p},{rnd.randint(100, 9999) / 100},{n * 9}\n")
-    orders = directory / "orders.ndjson"
-    with orders.open("wb") as f:
-        for i in range(n):
-            items = [
-                {"product_id": f"P{rnd.randrange(products):04d}", "quantity": rnd.randint(1, 3)}
-                for _ in range(rnd.randint(1, 3))
-            ]
-            f.write(
-                orjson.dumps(
-                    {"id": f"B{i:09d}", "customer_id": f"c{rnd.randrange(5000)}", "items": items}
-                )
-                + b"\n"
-            )
-    return inventory, orders
 
 
 def ceiling(directory: Path, n: int) -> dict[str, float]:

@@ -1,6 +1,8 @@
 -- POST /v1/orders with a new order id per request (thread number + counter).
 -- The token comes from the environment (REALORDERS_BENCH_TOKEN); the product
 -- from REALORDERS_BENCH_PRODUCT. done() prints one JSON line for the driver.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "?.lua;" .. package.path
+local report = require("report")
 local threads = {}
 local token = os.getenv("REALORDERS_BENCH_TOKEN")
 local product = os.getenv("REALORDERS_BENCH_PRODUCT") or "KB-01"
@@ -26,10 +28,4 @@ function request()
   return wrk.format(nil, "/v1/orders", nil, body)
 end
 
-function done(summary, latency, requests)
-  io.write(string.format(
-    '{"requests":%d,"seconds":%.3f,"non2xx":%d,"errors":%d,"p50_ms":%.2f,"p99_ms":%.2f}\n',
-    summary.requests, summary.duration / 1e6, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
+done = report.done
