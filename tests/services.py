@@ -221,17 +221,22 @@ def kafka_prefix() -> str:
     return _namespace()
 
 
-@pytest.fixture
-def kafka_store_config(kafka_server: Any, redis_server: Any, kafka_prefix: str) -> Config:
+def kafka_config(kafka_server: Any, redis_server: Any, prefix: str) -> Config:
+    """A store of its own (topics, group and keys under ``prefix``) on these services."""
     return Config(
         backend="kafka",
         kafka_bootstrap=kafka_server.bootstrap,
         redis_url=redis_server.url,
-        kafka_topic_prefix=kafka_prefix,
-        kafka_group=f"{kafka_prefix}-engine",
+        kafka_topic_prefix=prefix,
+        kafka_group=f"{prefix}-engine",
         kafka_partitions=2,
-        redis_prefix=kafka_prefix,
+        redis_prefix=prefix,
     )
+
+
+@pytest.fixture
+def kafka_store_config(kafka_server: Any, redis_server: Any, kafka_prefix: str) -> Config:
+    return kafka_config(kafka_server, redis_server, kafka_prefix)
 
 
 # --------------------------------------------------------------------------- restartable servers

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from services import _namespace, kafka_store_config
+from services import _namespace, kafka_config
 from waiting import wait_for
 
 from realorders import Client
@@ -183,8 +183,7 @@ def store_config(backend: str, tmp: Path, request: pytest.FixtureRequest) -> Con
         return Config(db=tmp / "shop.db")
     kafka = request.getfixturevalue("kafka_server")
     redis = request.getfixturevalue("redis_server")
-    config: Config = kafka_store_config(kafka, redis, _namespace())
-    return config
+    return kafka_config(kafka, redis, _namespace())
 
 
 def make_api(backend: str, tmp: Path, request: pytest.FixtureRequest) -> Api:
