@@ -28,6 +28,7 @@ from realorders._deadletters import DeadLetterMixin
 from realorders._gc import fewer_collections
 from realorders._stock import StockMixin
 from realorders._tokens import TokenMixin
+from realorders._webhooks import WebhookMixin
 from realorders.check import CheckReport, check
 from realorders.config import BACKENDS, Config
 from realorders.domain import (
@@ -63,7 +64,7 @@ __all__ = ["BACKENDS", "Client", "OrderView", "event_dict", "order_dict", "queue
 _PREFIX_CHUNK = 500
 
 
-class Client(StockMixin, DeadLetterMixin, TokenMixin):
+class Client(StockMixin, DeadLetterMixin, TokenMixin, WebhookMixin):
     """A handle on one realorders store: a SQLite file, or Kafka + Redis (``backend="kafka"``).
 
     ``config`` carries every setting (see :func:`realorders.config.load_config`);

@@ -45,8 +45,9 @@ from realorders.engine.ports import (
 )
 from realorders.errors import ConflictError, EngineBusyError, NotFoundError, RefusedError
 from realorders.tokens import TokenRecord
+from realorders.webhooks import WebhookEndpoint, WebhookSecrets
 
-__all__ = ["MemoryBackend", "MemoryStore", "MemoryTokens"]
+__all__ = ["MemoryBackend", "MemoryStore", "MemoryTokens", "MemoryWebhooks"]
 
 _IN_FLIGHT = frozenset({Status.RESERVED, Status.PACKED, Status.SHIPPED})
 _OPEN_UNSHIPPED = frozenset({Status.PENDING, Status.RESERVED, Status.BACKORDERED, Status.PACKED})
@@ -84,6 +85,7 @@ class MemoryStore:
     started_at: float | None = None
     heartbeat_at: float | None = None
     tokens: dict[str, tuple[TokenRecord, str]] = field(default_factory=dict)  # id -> record, digest
+    webhooks: dict[str, tuple[WebhookEndpoint, WebhookSecrets]] = field(default_factory=dict)
 
 
 class MemoryCommandLog:
@@ -537,6 +539,41 @@ class MemoryTokens:
         return len(hits)
 
 
+class MemoryWebhooks:
+    """Webhook endpoints and their secrets, written directly like ``SqliteWebhooks``."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def add(self, endpoint: WebhookEndpoint, secrets: WebhookSecrets) -> None:
+        if endpoint.endpoint_id in self._store.webhooks:
+            raise ConflictError(f"webhook endpoint {endpoint.endpoint_id} exists already")
+        self._store.webhooks[endpoint.endpoint_id] = (endpoint, secrets)
+
+    def get(self, endpoint_id: str) -> tuple[WebhookEndpoint, WebhookSecrets] | None:
+        return self._store.webhooks.get(endpoint_id)
+
+    def list(self) -> list[WebhookEndpoint]:
+        return sorted((e for e, _ in self._store.webhooks.values()), key=lambda e: e.created_at)
+
+    def replace(self, endpoint: WebhookEndpoint) -> bool:
+        found = self._store.webhooks.get(endpoint.endpoint_id)
+        if found is None:
+            return False
+        self._store.webhooks[endpoint.endpoint_id] = (endpoint, found[1])
+        return True
+
+    def set_secrets(self, endpoint_id: str, secrets: WebhookSecrets) -> bool:
+        found = self._store.webhooks.get(endpoint_id)
+        if found is None:
+            return False
+        self._store.webhooks[endpoint_id] = (found[0], secrets)
+        return True
+
+    def remove(self, endpoint_id: str) -> bool:
+        return self._store.webhooks.pop(endpoint_id, None) is not None
+
+
 class MemoryBackend:
     """Every port over one :class:`MemoryStore`; see the module docstring."""
 
@@ -558,6 +595,7 @@ class MemoryBackend:
         self.inventory = MemoryInventory(self.store)
         self.catalogue = MemoryCatalogue(self.store)
         self.tokens = MemoryTokens(self.store)
+        self.webhooks = MemoryWebhooks(self.store)
         self._claimed = False
         self.commits = 0
 

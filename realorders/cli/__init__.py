@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (registers the commands)
     serve,
     tokens,
     tracking,
+    webhooks,
 )
 from .app import app, run_cli
 

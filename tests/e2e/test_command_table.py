@@ -164,8 +164,29 @@ TABLE: dict[str, dict[str, str | None]] = {
     "tokens create": {"--scope": None, "--json": None, "--help": "-h"},
     "tokens list": {"--format": None, "--help": "-h"},
     "tokens revoke": {"--help": "-h"},
+    "webhooks": {"--help": "-h"},
+    "webhooks add": {
+        "--events": None,
+        "--customer": None,
+        "--description": None,
+        "--json": None,
+        "--help": "-h",
+    },
+    "webhooks list": {"--format": None, "--help": "-h"},
+    "webhooks show": {"--json": None, "--help": "-h"},
+    "webhooks update": {
+        "--url": None,
+        "--events": None,
+        "--customer": None,
+        "--description": None,
+        "--help": "-h",
+    },
+    "webhooks disable": {"--reason": None, "--help": "-h"},
+    "webhooks enable": {"--help": "-h"},
+    "webhooks remove": {"--help": "-h"},
+    "webhooks rotate-secret": {"--grace": None, "--help": "-h"},
 }
-GROUPS = frozenset({"products", "inventory", "config", "dlq", "tokens"})
+GROUPS = frozenset({"products", "inventory", "config", "dlq", "tokens", "webhooks"})
 #: global options that take no value
 ROOT_SWITCHES = frozenset({"--debug", "--version", "--help", "-h"})
 #: the settings of the distributed mode only
@@ -194,6 +215,18 @@ FAMILIES: dict[str, frozenset[str]] = {
     "test_dead_letters": frozenset({"dlq list", "dlq replay"}),
     "test_terminal_commands": frozenset({"dashboard", "demo"}),
     "test_tokens": frozenset({"tokens create", "tokens list", "tokens revoke"}),
+    "test_webhooks": frozenset(
+        {
+            "webhooks add",
+            "webhooks list",
+            "webhooks show",
+            "webhooks update",
+            "webhooks disable",
+            "webhooks enable",
+            "webhooks remove",
+            "webhooks rotate-secret",
+        }
+    ),
     "test_serve": frozenset({"serve"}),
 }
 
@@ -1397,6 +1430,120 @@ def test_tokens(store: Store) -> None:
     assert again != ci_token
     assert len(store.json("tokens", "list", "--format", "json")) == 5
     store.assert_covered("test_tokens")
+
+
+# -- webhooks ----------------------------------------------------------------------------
+
+WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/]{43}=")
+
+
+def test_webhooks(store: Store) -> None:
+    """Webhook endpoints live in the store (SQLite file, or Redis): the secret printed once is
+    the one the store holds for signing, no listing shows one, and a rotation keeps the old
+    secret valid for its grace period."""
+    fails(store, "webhooks", "list")  # no store yet: one line, exit 1
+    store.init()
+    empty = ok(store, "webhooks", "list")
+    assert empty.stdout == "", empty.stdout
+    assert "no webhook endpoints" in empty.stderr, empty.stderr
+    assert store.json("webhooks", "list", "--format", "json") == []
+
+    # add: only the secret on stdout, one line on stderr saying it is not shown again
+    added = ok(
+        store, "webhooks", "add", "https://crm.example/in?src=realorders",
+        "--events", "delivered,shipped", "--customer", "ada", "--description", "the CRM",
+    )  # fmt: skip
+    assert WEBHOOK_SECRET.fullmatch(added.stdout.rstrip("\n")), added.stdout
+    (note,) = error_lines(added.stderr)
+    assert "not be shown again" in note, note
+    crm_secret = added.stdout.strip()
+    ops = store.json("webhooks", "add", "http://127.0.0.1:9000/ops", "--json")
+    assert sorted(ops) == [
+        "created_at", "customer_id", "description", "disabled_reason", "enabled",
+        "endpoint_id", "events", "secret", "updated_at", "url",
+    ]  # fmt: skip
+    assert (ops["events"], ops["customer_id"], ops["enabled"]) == (None, None, True)
+    assert WEBHOOK_SECRET.fullmatch(ops["secret"]), ops
+    assert re.fullmatch(r"we_[0-9a-f]{12}", ops["endpoint_id"]), ops
+    refused(store, "webhooks", "add", "ftp://crm.example/", needs="http:// or https://")
+    refused(store, "webhooks", "add", "https://u:pw@crm.example/", "--json", needs="password")
+    refused(store, "webhooks", "add", "https://crm.example/", "--events", "lost", needs="lost")
+    refused(store, "webhooks", "add", "https://crm.example/", "--customer", "", needs="customer")
+    refused(
+        store, "webhooks", "add", "https://crm.example/", "--description", "two\nlines",
+        needs="control character",
+    )  # fmt: skip
+
+    # list and show: oldest first, never a secret
+    listed = store.json("webhooks", "list", "--format", "json")
+    assert [(e["url"], e["events"], e["customer_id"]) for e in listed] == [
+        ("https://crm.example/in?src=realorders", ["shipped", "delivered"], "ada"),
+        ("http://127.0.0.1:9000/ops", None, None),
+    ]
+    crm_id, ops_id = (e["endpoint_id"] for e in listed)
+    assert listed[1] == {k: v for k, v in ops.items() if k != "secret"}
+    table = ok(store, "webhooks", "list", "--format", "table").stdout
+    shown = ok(store, "webhooks", "show", crm_id).stdout
+    for text in (table, shown):
+        assert "whsec_" not in text, text
+        assert crm_id in text, text
+    assert ops_id in table, table
+    assert re.search(r"^events\s+shipped,delivered$", shown, re.M), shown
+    assert store.json("webhooks", "show", crm_id, "--json") == listed[0]
+
+    # update: only what is given changes; '' clears the customer and the description
+    ok(store, "webhooks", "update", crm_id, "--url", "https://crm.example/v2", "--events", "all")
+    ok(store, "webhooks", "update", crm_id, "--customer", "", "--description", "")
+    ok(store, "webhooks", "update", crm_id, "--customer", "bob", "--description", "moved")
+    crm = store.json("webhooks", "show", crm_id, "--json")
+    assert (crm["url"], crm["events"], crm["customer_id"], crm["description"]) == (
+        "https://crm.example/v2", None, "bob", "moved",
+    )  # fmt: skip
+    assert crm["created_at"] == listed[0]["created_at"]
+    refused(store, "webhooks", "update", crm_id, needs="nothing to update")
+    refused(store, "webhooks", "update", crm_id, "--url", "crm.example", needs="http://")
+
+    # disable and enable: kept, marked with the reason
+    ok(store, "webhooks", "disable", crm_id, "--reason", "receiver answers 410")
+    ok(store, "webhooks", "disable", ops_id)  # the default reason
+    marked = ok(store, "webhooks", "list").stdout
+    assert "disabled: receiver answers 410" in marked, marked
+    assert "disabled: disabled by an operator" in marked, marked
+    ok(store, "webhooks", "enable", crm_id)
+    states = store.json("webhooks", "list", "--format", "json")
+    assert [(e["enabled"], e["disabled_reason"]) for e in states] == [
+        (True, None),
+        (False, "disabled by an operator"),
+    ]
+
+    # rotate-secret: the new secret alone on stdout; the old one stays valid for the grace
+    settings = {f"REALORDERS_{k.upper()}": v for k, v in option_values(store.options).items()}
+    with Client(config=load_config({}, settings)) as client:
+        assert client.webhook_secrets(crm_id) == [crm_secret]
+        assert client.webhook_secrets(ops_id) == [ops["secret"]]
+        rotated = ok(store, "webhooks", "rotate-secret", crm_id).stdout
+        assert WEBHOOK_SECRET.fullmatch(rotated.rstrip("\n")), rotated
+        assert client.webhook_secrets(crm_id) == [rotated.strip(), crm_secret]
+        at_once = ok(store, "webhooks", "rotate-secret", ops_id, "--grace", "0").stdout.strip()
+        assert client.webhook_secrets(ops_id) == [at_once]
+        refused(store, "webhooks", "rotate-secret", ops_id, "--grace", "-1", needs="grace")
+        assert client.webhook_secrets(ops_id) == [at_once]
+
+    # remove: gone with its secrets; every command names an unknown id in one line
+    ok(store, "webhooks", "remove", ops_id)
+    for args in (
+        ("remove", ops_id),
+        ("show", ops_id),
+        ("enable", ops_id),
+        ("disable", ops_id),
+        ("update", ops_id, "--events", "shipped"),
+        ("rotate-secret", ops_id),
+    ):
+        assert "no webhook endpoint" in fails(store, "webhooks", *args).stderr
+    assert [e["endpoint_id"] for e in store.json("webhooks", "list", "--format", "json")] == [
+        crm_id
+    ]
+    store.assert_covered("test_webhooks")
 
 
 # -- global options and config show --------------------------------------------------------

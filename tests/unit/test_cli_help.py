@@ -66,6 +66,14 @@ def test_every_contract_command_exists() -> None:
         "tokens create",
         "tokens list",
         "tokens revoke",
+        "webhooks add",
+        "webhooks list",
+        "webhooks show",
+        "webhooks update",
+        "webhooks disable",
+        "webhooks enable",
+        "webhooks remove",
+        "webhooks rotate-secret",
     }
     assert expected <= names
 

@@ -77,6 +77,7 @@ def test_using_the_library_loads_no_ui_package(tmp_path: Path) -> None:
         "realorders.engine.backends.sqlite.backend",
         "realorders.check",
         "realorders.tokens",
+        "realorders.webhooks",
     ],
 )
 def test_importing_loads_no_ui_package(module: str) -> None:
@@ -124,6 +125,7 @@ def test_top_level_names_are_the_real_objects() -> None:
         "realorders.check",
         "realorders.client",
         "realorders.tokens",
+        "realorders.webhooks",
     ],
 )
 def test_module_all_names_exist_and_are_sorted(module: str) -> None:

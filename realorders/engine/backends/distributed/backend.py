@@ -63,6 +63,7 @@ from realorders.engine.backends.distributed.read import (
 )
 from realorders.engine.backends.distributed.tail import TopicTail
 from realorders.engine.backends.distributed.tokens import RedisTokens
+from realorders.engine.backends.distributed.webhooks import RedisWebhooks
 from realorders.engine.capabilities import DeadLetter
 from realorders.engine.ports import Changes, Command, CommandKind, EngineInfo
 from realorders.errors import InputError, RealordersError, ServiceUnavailableError
@@ -163,6 +164,7 @@ class KafkaBackend:
             self._r, self._p, lambda: list(self.orders.get_many(self.orders.open_ids()).values())
         )
         self.tokens = RedisTokens(self._r, self._p)
+        self.webhooks = RedisWebhooks(self._r, self._p)
 
     # -- set-up ---------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from realorders.engine.backends.sqlite.inventory import SqliteInventory
 from realorders.engine.backends.sqlite.read import SqliteEventLog, SqliteReadModel
 from realorders.engine.backends.sqlite.schema import SCHEMA_VERSION, WriteTx, connect, migrate
 from realorders.engine.backends.sqlite.tokens import SqliteTokens
+from realorders.engine.backends.sqlite.webhooks import SqliteWebhooks
 from realorders.engine.ports import (
     Changes,
     EngineInfo,
@@ -66,6 +67,7 @@ class SqliteBackend:
         self.inventory = SqliteInventory(self._conn)
         self.catalogue = SqliteCatalogue(self._conn)
         self.tokens = SqliteTokens(self._conn)
+        self.webhooks = SqliteWebhooks(self._conn)
         self._lock_fd: int | None = None
 
     def init_store(self) -> list[str]:

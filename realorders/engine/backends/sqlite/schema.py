@@ -107,7 +107,28 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE UNIQUE INDEX IF NOT EXISTS tokens_active_name ON tokens(name) WHERE revoked_at IS NULL;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# Webhook endpoints. The secrets are kept as such (signing needs them, not a digest),
+# in columns no listing reads; events: comma-separated statuses, NULL for every status.
+# rowid = creation order, so the listing is oldest first without an index.
+_V3 = """
+CREATE TABLE IF NOT EXISTS webhooks (
+    id INTEGER PRIMARY KEY,
+    endpoint_id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    events TEXT,
+    customer_id TEXT,
+    description TEXT,
+    enabled INTEGER NOT NULL,
+    disabled_reason TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    secret TEXT NOT NULL,
+    previous_secret TEXT,
+    previous_until REAL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
