@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from realorders.deliveries import Delivery, DeliveryStatus
 from realorders.domain import Event, OrderState, Status
 from realorders.views import iso
 from realorders.webhooks import WebhookEndpoint
@@ -44,6 +45,7 @@ __all__ = [
     "OrderedQueue",
     "classify",
     "message",
+    "new_delivery",
     "retry_delay",
     "sign",
     "wants",
@@ -72,6 +74,22 @@ def webhook_id(endpoint_id: str, order_id: str, seq: int) -> str:
     """
     key = f"{endpoint_id}\0{order_id}\0{seq}".encode("utf-8", "surrogatepass")
     return "msg_" + hashlib.sha256(key).hexdigest()[:32]
+
+
+def new_delivery(endpoint_id: str, order_id: str, seq: int, cursor: int, at: float) -> Delivery:
+    """What the event at ``cursor`` owes ``endpoint_id``: pending, due at once, no attempt yet."""
+    return Delivery(
+        endpoint_id=endpoint_id,
+        order_id=order_id,
+        seq=seq,
+        cursor=cursor,
+        msg_id=webhook_id(endpoint_id, order_id, seq),
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_at=at,
+        created_at=at,
+        updated_at=at,
+    )
 
 
 def message(event: Event, order: OrderState, previous: Status | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from realorders.deliveries import Delivery, DeliveryStatus, check_new, checked_outcome
 from realorders.domain import HOLDS_STOCK, TERMINAL, Event, LineItem, Order, OrderState, Status
 from realorders.engine.ports import (
     Changes,
@@ -47,7 +48,7 @@ from realorders.errors import ConflictError, EngineBusyError, NotFoundError, Ref
 from realorders.tokens import TokenRecord
 from realorders.webhooks import WebhookEndpoint, WebhookSecrets
 
-__all__ = ["MemoryBackend", "MemoryStore", "MemoryTokens", "MemoryWebhooks"]
+__all__ = ["MemoryBackend", "MemoryDeliveries", "MemoryStore", "MemoryTokens", "MemoryWebhooks"]
 
 _IN_FLIGHT = frozenset({Status.RESERVED, Status.PACKED, Status.SHIPPED})
 _OPEN_UNSHIPPED = frozenset({Status.PENDING, Status.RESERVED, Status.BACKORDERED, Status.PACKED})
@@ -86,6 +87,9 @@ class MemoryStore:
     heartbeat_at: float | None = None
     tokens: dict[str, tuple[TokenRecord, str]] = field(default_factory=dict)  # id -> record, digest
     webhooks: dict[str, tuple[WebhookEndpoint, WebhookSecrets]] = field(default_factory=dict)
+    #: (endpoint_id, order_id, seq) -> delivery; and the event-log cursor scanned so far
+    deliveries: dict[tuple[str, str, int], Delivery] = field(default_factory=dict)
+    delivery_scan: int = 0
 
 
 class MemoryCommandLog:
@@ -574,6 +578,140 @@ class MemoryWebhooks:
         return self._store.webhooks.pop(endpoint_id, None) is not None
 
 
+class MemoryDeliveries:
+    """The outbox of webhook deliveries, written directly like ``SqliteDeliveries``.
+
+    Plain scans of one dict: the fake states the rules, the real stores index them.
+    """
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def scan_cursor(self) -> int:
+        return self._store.delivery_scan
+
+    def enqueue(self, deliveries: Sequence[Delivery], scan_cursor: int) -> int:
+        for delivery in deliveries:  # check first: a refused batch changes nothing
+            check_new(delivery)
+        rows = self._store.deliveries
+        added = 0
+        for delivery in deliveries:
+            if delivery.key not in rows:
+                rows[delivery.key] = delivery
+                added += 1
+        self._store.delivery_scan = max(self._store.delivery_scan, scan_cursor)
+        return added
+
+    def due(self, now: float, limit: int) -> list[Delivery]:
+        heads: dict[tuple[str, str], Delivery] = {}
+        for d in self._store.deliveries.values():
+            if d.status is DeliveryStatus.PENDING:
+                head = heads.get((d.endpoint_id, d.order_id))
+                if head is None or d.seq < head.seq:
+                    heads[(d.endpoint_id, d.order_id)] = d
+        ready = [d for d in heads.values() if d.next_at is not None and d.next_at <= now]
+        ready.sort(key=lambda d: (d.cursor, d.endpoint_id, d.order_id, d.seq))
+        return ready[: max(0, limit)]
+
+    def record(
+        self,
+        endpoint_id: str,
+        order_id: str,
+        seq: int,
+        *,
+        status: DeliveryStatus,
+        attempts: int,
+        next_at: float | None,
+        last_code: int | None,
+        last_error: str | None,
+        last_latency_ms: float | None,
+        response_excerpt: str | None,
+        at: float,
+    ) -> bool:
+        status, next_at, last_error, response_excerpt = checked_outcome(
+            status, next_at, last_error, response_excerpt
+        )
+        key = (endpoint_id, order_id, seq)
+        found = self._store.deliveries.get(key)
+        if found is None:
+            return False
+        self._store.deliveries[key] = replace(
+            found,
+            status=status,
+            attempts=attempts,
+            next_at=next_at,
+            updated_at=at,
+            last_code=last_code,
+            last_error=last_error,
+            last_latency_ms=last_latency_ms,
+            response_excerpt=response_excerpt,
+        )
+        return True
+
+    def _count(self, status: DeliveryStatus, endpoint_id: str | None) -> int:
+        return sum(
+            1
+            for d in self._store.deliveries.values()
+            if d.status is status and endpoint_id in (None, d.endpoint_id)
+        )
+
+    def pending_count(self, endpoint_id: str | None = None) -> int:
+        return self._count(DeliveryStatus.PENDING, endpoint_id)
+
+    def failed_count(self, endpoint_id: str | None = None) -> int:
+        return self._count(DeliveryStatus.FAILED, endpoint_id)
+
+    def history(
+        self,
+        endpoint_id: str | None = None,
+        *,
+        order_id: str | None = None,
+        failed_only: bool = False,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        found = [
+            d
+            for d in self._store.deliveries.values()
+            if endpoint_id in (None, d.endpoint_id)
+            and order_id in (None, d.order_id)
+            and (not failed_only or d.status is DeliveryStatus.FAILED)
+        ]
+        found.sort(key=lambda d: (d.updated_at, d.cursor, *d.key), reverse=True)
+        return found[: max(0, limit)]
+
+    def requeue(
+        self,
+        endpoint_id: str,
+        *,
+        order_id: str | None = None,
+        since_cursor: int | None = None,
+        failed_only: bool = False,
+        now: float,
+    ) -> int:
+        rows = self._store.deliveries
+        hits = [
+            d
+            for d in rows.values()
+            if d.endpoint_id == endpoint_id
+            and d.settled
+            and order_id in (None, d.order_id)
+            and (since_cursor is None or d.cursor >= since_cursor)
+            and (not failed_only or d.status is DeliveryStatus.FAILED)
+        ]
+        for d in hits:
+            rows[d.key] = replace(
+                d, status=DeliveryStatus.PENDING, attempts=0, next_at=now, updated_at=now
+            )
+        return len(hits)
+
+    def forget_endpoint(self, endpoint_id: str) -> int:
+        rows = self._store.deliveries
+        keys = [key for key in rows if key[0] == endpoint_id]
+        for key in keys:
+            del rows[key]
+        return len(keys)
+
+
 class MemoryBackend:
     """Every port over one :class:`MemoryStore`; see the module docstring."""
 
@@ -596,6 +734,7 @@ class MemoryBackend:
         self.catalogue = MemoryCatalogue(self.store)
         self.tokens = MemoryTokens(self.store)
         self.webhooks = MemoryWebhooks(self.store)
+        self.deliveries = MemoryDeliveries(self.store)
         self._claimed = False
         self.commits = 0
 

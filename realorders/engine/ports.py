@@ -19,8 +19,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from realorders.domain import TERMINAL, Event, LineItem, Order, OrderState, Status
+from realorders.engine.notify_ports import DeliveryStore, WebhookStore
 from realorders.tokens import TokenRecord
-from realorders.webhooks import WebhookEndpoint, WebhookSecrets
 
 __all__ = [
     "Backend",
@@ -29,6 +29,7 @@ __all__ = [
     "Command",
     "CommandKind",
     "CommandLog",
+    "DeliveryStore",
     "EngineInfo",
     "EventLog",
     "IntakeOutcome",
@@ -427,35 +428,6 @@ class TokenStore(Protocol):
         ...
 
 
-class WebhookStore(Protocol):
-    """Webhook endpoints and their signing secrets, written directly like tokens.
-
-    The secrets are kept apart from the record: :meth:`replace` never touches
-    them and :meth:`list` never returns them. Writes to an unknown id change
-    nothing (a concurrent ``remove`` is not undone) and return False.
-    """
-
-    def add(self, endpoint: WebhookEndpoint, secrets: WebhookSecrets) -> None:
-        """Store a new endpoint; ConflictError if its id exists already."""
-        ...
-
-    def get(self, endpoint_id: str) -> tuple[WebhookEndpoint, WebhookSecrets] | None: ...
-
-    def list(self) -> list[WebhookEndpoint]:
-        """Every endpoint, oldest first."""
-        ...
-
-    def replace(self, endpoint: WebhookEndpoint) -> bool:
-        """Overwrite the record with ``endpoint``'s id (its secrets stay); False if unknown."""
-        ...
-
-    def set_secrets(self, endpoint_id: str, secrets: WebhookSecrets) -> bool: ...
-
-    def remove(self, endpoint_id: str) -> bool:
-        """Delete the endpoint and its secrets; False if there was none."""
-        ...
-
-
 class Backend(Protocol):
     """One deployment's set of ports, plus the atomic commit that ties them together."""
 
@@ -494,6 +466,9 @@ class Backend(Protocol):
 
     @property
     def webhooks(self) -> WebhookStore: ...
+
+    @property
+    def deliveries(self) -> DeliveryStore: ...
 
     def init_store(self) -> list[str]:
         """Create what the store needs (idempotent); one line per step, for the operator."""

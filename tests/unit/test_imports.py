@@ -78,6 +78,7 @@ def test_using_the_library_loads_no_ui_package(tmp_path: Path) -> None:
         "realorders.check",
         "realorders.tokens",
         "realorders.webhooks",
+        "realorders.deliveries",
     ],
 )
 def test_importing_loads_no_ui_package(module: str) -> None:
@@ -126,6 +127,8 @@ def test_top_level_names_are_the_real_objects() -> None:
         "realorders.client",
         "realorders.tokens",
         "realorders.webhooks",
+        "realorders.deliveries",
+        "realorders.delivery",
     ],
 )
 def test_module_all_names_exist_and_are_sorted(module: str) -> None:

@@ -394,7 +394,7 @@ def test_a_database_from_before_webhooks_gets_the_table_when_opened(tmp_path: Pa
             ]
             assert backend.webhooks.list() == []
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     with Client(path, create=False) as shop:
         assert shop.authenticate(plaintext) == token
         endpoint, secret = shop.add_webhook("https://a.example/")

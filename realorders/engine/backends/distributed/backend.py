@@ -52,6 +52,7 @@ from realorders.engine.backends.distributed.commands import (
 )
 from realorders.engine.backends.distributed.compat import install_join_fix
 from realorders.engine.backends.distributed.connect import kafka_kwargs, open_redis, probe_kafka
+from realorders.engine.backends.distributed.deliveries import RedisDeliveries
 from realorders.engine.backends.distributed.dlq import read_dead_letters
 from realorders.engine.backends.distributed.inventory import RedisInventory
 from realorders.engine.backends.distributed.liveness import BrokerWatch, EngineRegistry
@@ -165,6 +166,7 @@ class KafkaBackend:
         )
         self.tokens = RedisTokens(self._r, self._p)
         self.webhooks = RedisWebhooks(self._r, self._p)
+        self.deliveries = RedisDeliveries(self._r, self._p)
 
     # -- set-up ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import Any, cast
 from realorders.engine.backends.sqlite.catalogue import SqliteCatalogue
 from realorders.engine.backends.sqlite.commands import SqliteCommandLog
 from realorders.engine.backends.sqlite.commit import CommitWriter, encode, write
+from realorders.engine.backends.sqlite.deliveries import SqliteDeliveries
 from realorders.engine.backends.sqlite.inventory import SqliteInventory
 from realorders.engine.backends.sqlite.read import SqliteEventLog, SqliteReadModel
 from realorders.engine.backends.sqlite.schema import SCHEMA_VERSION, WriteTx, connect, migrate
@@ -68,6 +69,7 @@ class SqliteBackend:
         self.catalogue = SqliteCatalogue(self._conn)
         self.tokens = SqliteTokens(self._conn)
         self.webhooks = SqliteWebhooks(self._conn)
+        self.deliveries = SqliteDeliveries(self._conn)
         self._lock_fd: int | None = None
 
     def init_store(self) -> list[str]:

@@ -128,7 +128,50 @@ CREATE TABLE IF NOT EXISTS webhooks (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# The outbox of webhook deliveries: one row per (endpoint, order, seq), the key, so an
+# enqueue is idempotent by ON CONFLICT DO NOTHING. `head` = 1 marks an order's lowest
+# pending seq per endpoint, the only delivery of the order that may be due; `due` walks
+# the heads in cursor order in `deliveries_due` (next_at in it: no row is read until one
+# is due), so neither a backlog nor the later events waiting behind a retry are scanned.
+# Partial indexes hold only heads, pending or failed rows: delivered ones, the bulk of
+# the table in time, are in the key and the history indexes alone. `delivery_scan`: the
+# event-log cursor enqueued up to, moved in the same transaction as the rows it made.
+_V4 = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    endpoint_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    cursor INTEGER NOT NULL,
+    msg_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    head INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL,
+    next_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_code INTEGER,
+    last_error TEXT,
+    last_latency_ms REAL,
+    response_excerpt TEXT,
+    PRIMARY KEY (endpoint_id, order_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(cursor, next_at, head) WHERE head = 1;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(endpoint_id, status)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries(endpoint_id, updated_at, status)
+    WHERE status = 'failed';
+CREATE INDEX IF NOT EXISTS deliveries_recent ON deliveries(updated_at, cursor);
+CREATE INDEX IF NOT EXISTS deliveries_endpoint ON deliveries(endpoint_id, updated_at, cursor);
+CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries(order_id);
+
+CREATE TABLE IF NOT EXISTS delivery_scan (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO delivery_scan (id, cursor) VALUES (1, 0);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
