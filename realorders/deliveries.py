@@ -28,6 +28,7 @@ __all__ = [
     "MAX_EXCERPT",
     "Delivery",
     "DeliveryStatus",
+    "Recorded",
     "check_new",
     "checked_outcome",
     "error_text",
@@ -92,6 +93,36 @@ class Delivery:
             "last_error": self.last_error,
             "last_latency_ms": self.last_latency_ms,
             "response_excerpt": self.response_excerpt,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One attempt's outcome, as ``DeliveryStore.record`` takes it: for ``record_many``."""
+
+    endpoint_id: str
+    order_id: str
+    seq: int
+    status: DeliveryStatus
+    attempts: int
+    next_at: float | None
+    last_code: int | None
+    last_error: str | None
+    last_latency_ms: float | None
+    response_excerpt: str | None
+    at: float
+
+    def fields(self) -> dict[str, Any]:
+        """The keyword arguments of ``DeliveryStore.record`` after the key."""
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_at": self.next_at,
+            "last_code": self.last_code,
+            "last_error": self.last_error,
+            "last_latency_ms": self.last_latency_ms,
+            "response_excerpt": self.response_excerpt,
+            "at": self.at,
         }
 
 

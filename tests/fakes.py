@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from realorders.deliveries import Delivery, DeliveryStatus, check_new, checked_outcome
+from realorders.deliveries import Delivery, DeliveryStatus, Recorded, check_new, checked_outcome
 from realorders.domain import HOLDS_STOCK, TERMINAL, Event, LineItem, Order, OrderState, Status
 from realorders.engine.ports import (
     Changes,
@@ -90,6 +90,7 @@ class MemoryStore:
     #: (endpoint_id, order_id, seq) -> delivery; and the event-log cursor scanned so far
     deliveries: dict[tuple[str, str, int], Delivery] = field(default_factory=dict)
     delivery_scan: int = 0
+    delivery_lease: tuple[str, float] | None = None
 
 
 class MemoryCommandLog:
@@ -602,7 +603,14 @@ class MemoryDeliveries:
         self._store.delivery_scan = max(self._store.delivery_scan, scan_cursor)
         return added
 
-    def due(self, now: float, limit: int) -> list[Delivery]:
+    def due(self, now: float, limit: int, *, hold: float = 0.0) -> list[Delivery]:
+        found = self._due(now, limit)
+        if hold > 0:
+            found = [replace(d, next_at=now + hold) for d in found]
+            self._store.deliveries.update((d.key, d) for d in found)
+        return found
+
+    def _due(self, now: float, limit: int) -> list[Delivery]:
         heads: dict[tuple[str, str], Delivery] = {}
         for d in self._store.deliveries.values():
             if d.status is DeliveryStatus.PENDING:
@@ -648,6 +656,11 @@ class MemoryDeliveries:
         )
         return True
 
+    def record_many(self, outcomes: Sequence[Recorded]) -> int:
+        for o in outcomes:  # check first: a refused batch changes nothing
+            checked_outcome(o.status, o.next_at, o.last_error, o.response_excerpt)
+        return sum(self.record(o.endpoint_id, o.order_id, o.seq, **o.fields()) for o in outcomes)
+
     def _count(self, status: DeliveryStatus, endpoint_id: str | None) -> int:
         return sum(
             1
@@ -684,7 +697,7 @@ class MemoryDeliveries:
         endpoint_id: str,
         *,
         order_id: str | None = None,
-        since_cursor: int | None = None,
+        since: float | None = None,
         failed_only: bool = False,
         now: float,
     ) -> int:
@@ -695,7 +708,7 @@ class MemoryDeliveries:
             if d.endpoint_id == endpoint_id
             and d.settled
             and order_id in (None, d.order_id)
-            and (since_cursor is None or d.cursor >= since_cursor)
+            and (since is None or d.created_at >= since)
             and (not failed_only or d.status is DeliveryStatus.FAILED)
         ]
         for d in hits:
@@ -710,6 +723,20 @@ class MemoryDeliveries:
         for key in keys:
             del rows[key]
         return len(keys)
+
+    def take_lease(self, owner: str, ttl: float, now: float) -> str | None:
+        holder = self._store.delivery_lease
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return holder[0]
+        self._store.delivery_lease = (owner, now + ttl)
+        return None
+
+    def release_lease(self, owner: str) -> bool:
+        holder = self._store.delivery_lease
+        if holder is None or holder[0] != owner:
+            return False
+        self._store.delivery_lease = None
+        return True
 
 
 class MemoryBackend:

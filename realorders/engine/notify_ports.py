@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from realorders.deliveries import Delivery, DeliveryStatus
+from realorders.deliveries import Delivery, DeliveryStatus, Recorded
 from realorders.webhooks import WebhookEndpoint, WebhookSecrets
 
 __all__ = ["DeliveryStore", "WebhookStore"]
@@ -70,12 +70,17 @@ class DeliveryStore(Protocol):
         """
         ...
 
-    def due(self, now: float, limit: int) -> list[Delivery]:
+    def due(self, now: float, limit: int, *, hold: float = 0.0) -> list[Delivery]:
         """Pending deliveries due at ``now``, oldest cursor first, at most ``limit``.
 
         Per ``(endpoint_id, order_id)`` only the lowest pending ``seq`` can be due:
         an order's later event waits until its earlier one is settled, so a
         receiver sees an order's changes in their order.
+
+        ``hold`` > 0 claims what is handed out, in the same write: its ``next_at``
+        becomes ``now + hold`` (as returned), so no later call, of this deliverer or
+        another, hands it out again before then unless an outcome is recorded. A
+        deliverer killed while sending lets its claims go when their hold ends.
         """
         ...
 
@@ -97,6 +102,12 @@ class DeliveryStore(Protocol):
         """The outcome of an attempt: still pending (a retry, due at ``next_at``),
         delivered or failed (settled: ``next_at`` is dropped). Texts are bounded
         (``deliveries.checked_outcome``). False, and nothing written, if unknown."""
+        ...
+
+    def record_many(self, outcomes: Sequence[Recorded]) -> int:
+        """Several outcomes, as :meth:`record` each, in one write (one transaction, one
+        round trip): a deliverer records what its requests bring back together.
+        Returns how many were known."""
         ...
 
     def pending_count(self, endpoint_id: str | None = None) -> int:
@@ -124,16 +135,34 @@ class DeliveryStore(Protocol):
         endpoint_id: str,
         *,
         order_id: str | None = None,
-        since_cursor: int | None = None,
+        since: float | None = None,
         failed_only: bool = False,
         now: float,
     ) -> int:
         """Make ``endpoint_id``'s settled deliveries pending again, due at ``now`` with
-        no attempts (a replay): those of ``order_id``, from ``since_cursor`` on
-        (inclusive), only the failed ones, as asked. Pending ones are left as they
-        are. Returns how many were requeued."""
+        no attempts (a replay): those of ``order_id``, those enqueued at or after
+        ``since`` (``created_at``, epoch seconds), only the failed ones, as asked; the
+        filters combine, and none means every settled one. Pending ones are left as
+        they are. Returns how many were requeued.
+
+        ``since`` is when the delivery was enqueued (its event scanned: about when the
+        order changed, unless ``notify`` was behind), the time an operator means by
+        "replay since 14:00"; not ``updated_at``, which a replay itself moves."""
         ...
 
     def forget_endpoint(self, endpoint_id: str) -> int:
         """Drop every delivery of an endpoint (it was removed); returns how many."""
+        ...
+
+    def take_lease(self, owner: str, ttl: float, now: float) -> str | None:
+        """Take or renew the deliverer's lease for ``ttl`` seconds from ``now``.
+
+        One ``notify`` per store sends at a time; a crashed one's lease ends by
+        itself. None when ``owner`` holds the lease after the call; else the
+        holder, whose lease has not ended.
+        """
+        ...
+
+    def release_lease(self, owner: str) -> bool:
+        """End the lease if ``owner`` holds it (so a restart need not wait for it)."""
         ...

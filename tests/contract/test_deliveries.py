@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from realorders.deliveries import MAX_ERROR, MAX_EXCERPT, Delivery, DeliveryStatus
+from realorders.deliveries import MAX_ERROR, MAX_EXCERPT, Delivery, DeliveryStatus, Recorded
 from realorders.delivery import new_delivery, webhook_id
 from realorders.engine.ports import Backend, DeliveryStore
 
@@ -288,7 +288,7 @@ def test_history_is_newest_first_with_filters(backend: Backend) -> None:
 def test_requeue_replays_settled_deliveries_as_asked(backend: Backend) -> None:
     store = backend.deliveries
     a = [owed(E1, "A", seq, seq) for seq in (1, 2, 3)]
-    b = [owed(E1, "B", seq, 10 + seq) for seq in (1, 2)]
+    b = [owed(E1, "B", seq, 10 + seq, T0 + 10 * seq) for seq in (1, 2)]  # later events
     other = owed(E2, "A", 1, 1)
     store.enqueue([*a, *b, other], 12)
     for d, status in zip(
@@ -304,8 +304,8 @@ def test_requeue_replays_settled_deliveries_as_asked(backend: Backend) -> None:
     assert store.pending_count(E1) == 2
     assert store.requeue(E1, order_id="A", now=T0 + 60) == 1  # a[0], delivered
     assert keys(store.due(T0 + 60, 10)) == [(E1, "A", 1)]
-    assert store.requeue(E1, since_cursor=12, now=T0 + 70) == 1  # b[1] (inclusive)
-    assert store.requeue(E1, since_cursor=12, now=T0 + 70) == 0  # pending by now
+    assert store.requeue(E1, since=T0 + 20, now=T0 + 70) == 1  # b[1] (inclusive)
+    assert store.requeue(E1, since=T0 + 20, now=T0 + 70) == 0  # pending by now
     assert store.requeue(E1, failed_only=True, now=T0 + 80) == 1  # b[0]
     assert keys(store.due(T0 + 80, 10)) == [(E1, "A", 1), (E1, "B", 1)]
     assert (store.pending_count(E1), store.failed_count(E1)) == (5, 0)
@@ -314,6 +314,27 @@ def test_requeue_replays_settled_deliveries_as_asked(backend: Backend) -> None:
     assert store.requeue(E2, order_id="B", now=T0 + 90) == 0
     assert store.requeue(E2, now=T0 + 90) == 1
     assert store.failed_count() == 0
+
+
+def test_requeue_since_is_by_when_a_delivery_was_enqueued(backend: Backend) -> None:
+    store = backend.deliveries
+    old = owed(E1, "A", 1, 1)  # enqueued at T0, settled late (a long retry)
+    new = [owed(E1, "B", 1, 2, T0 + 50), owed(E1, "C", 1, 3, T0 + 50.000001)]
+    store.enqueue([old, *new, owed(E2, "B", 1, 2, T0 + 50)], 3)
+    assert attempt(store, old, FAILED, T0 + 500, code=500)
+    assert attempt(store, new[0], DELIVERED, T0 + 51, code=200)
+    assert attempt(store, new[1], FAILED, T0 + 49, code=500)  # another clock: behind
+    assert attempt(store, owed(E2, "B", 1, 2), DELIVERED, T0 + 51, code=200)
+    # to the microsecond: the boundary is included, what came before it is not
+    assert store.requeue(E1, since=T0 + 50.000002, now=T0 + 600) == 0
+    assert store.requeue(E1, since=T0 + 50, failed_only=True, now=T0 + 600) == 1  # C
+    assert store.requeue(E1, since=T0 + 50, order_id="A", now=T0 + 600) == 0
+    assert store.requeue(E1, since=T0 + 50, now=T0 + 600) == 1  # B; C is pending already
+    assert keys(store.due(T0 + 600, 10)) == [(E1, "B", 1), (E1, "C", 1)]
+    assert one(store, E1, "A", 1).status is FAILED
+    assert one(store, E2, "B", 1).status is DELIVERED
+    assert store.requeue(E1, since=T0, now=T0 + 700) == 1  # A, at last
+    assert (store.pending_count(E1), store.failed_count(E1)) == (3, 0)
 
 
 def test_forget_endpoint_drops_its_deliveries_only(backend: Backend) -> None:
@@ -391,3 +412,64 @@ def test_every_handle_sees_each_write_at_once(
     assert keys(other.due(T0 + 2, 10)) == [(E1, "A", 1)]
     assert other.forget_endpoint(E1) == 1
     assert peer().deliveries.history() == []
+
+
+def test_a_hold_claims_what_due_hands_out_until_it_ends(backend: Backend) -> None:
+    store = backend.deliveries
+    store.enqueue([owed(E1, "A", 1, 1), owed(E1, "A", 2, 2), owed(E2, "B", 1, 3)], 3)
+    claimed = store.due(T0, 1, hold=30)
+    assert keys(claimed) == [(E1, "A", 1)]
+    assert claimed[0].next_at == T0 + 30
+    # claimed: not handed out again (nor the order's later event) until the hold ends
+    assert keys(store.due(T0 + 1, 10)) == [(E2, "B", 1)]
+    assert keys(store.due(T0 + 30, 10)) == [(E1, "A", 1), (E2, "B", 1)]
+    # an outcome recorded during the hold settles the claim as usual
+    assert attempt(store, claimed[0], DELIVERED, T0 + 2, code=200)
+    assert keys(store.due(T0 + 2, 10, hold=30)) == [(E1, "A", 2), (E2, "B", 1)]
+    assert store.due(T0 + 3, 10) == []
+    assert store.pending_count() == 2
+
+
+def test_one_deliverer_holds_the_lease_until_it_ends_or_is_released(backend: Backend) -> None:
+    import time
+
+    store = backend.deliveries
+    now = time.time()
+    assert store.take_lease("a", 30, now) is None
+    assert store.take_lease("a", 30, now + 1) is None  # renewed
+    assert store.take_lease("b", 30, now + 1) == "a"
+    assert not store.release_lease("b")
+    assert store.release_lease("a")
+    assert store.take_lease("b", 0.2, time.time()) is None
+    time.sleep(0.3)  # Redis ends a lease by its own clock
+    assert store.take_lease("a", 30, time.time()) is None
+    assert store.take_lease("b", 30, time.time()) == "a"
+
+
+def test_record_many_is_record_for_each_in_one_write(backend: Backend) -> None:
+    store = backend.deliveries
+    a, b, c = owed(E1, "A", 1, 1), owed(E1, "A", 2, 2), owed(E2, "B", 1, 3)
+    store.enqueue([a, b, c], 3)
+    outcomes = [
+        Recorded(E1, "A", 1, DELIVERED, 1, None, 204, None, 3.5, "", T0 + 1),
+        Recorded(
+            E2, "B", 1, PENDING, 1, T0 + 60, None, "timeout after 15 s", 15000.0, None, T0 + 1
+        ),
+        Recorded(E1, "Z", 9, DELIVERED, 1, None, 200, None, None, None, T0 + 1),  # unknown
+    ]
+    assert store.record_many(outcomes) == 2
+    assert store.record_many([]) == 0
+    assert keys(store.due(T0 + 1, 10)) == [(E1, "A", 2)]  # A's next event is its head now
+    retried = one(store, E2, "B", 1)
+    assert (retried.status, retried.next_at, retried.last_error) == (
+        PENDING,
+        T0 + 60,
+        "timeout after 15 s",
+    )
+    assert one(store, E1, "A", 1).last_code == 204
+    # a refused outcome (pending without next_at) refuses the batch before any write
+    bad = Recorded(E1, "A", 2, PENDING, 1, None, 500, None, None, None, T0 + 2)
+    good = Recorded(E2, "B", 1, DELIVERED, 2, None, 200, None, None, None, T0 + 2)
+    with pytest.raises(ValueError, match="next_at"):
+        store.record_many([good, bad])
+    assert one(store, E2, "B", 1).status is PENDING

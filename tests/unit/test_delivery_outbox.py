@@ -24,7 +24,7 @@ from realorders.deliveries import (
 from realorders.delivery import new_delivery, webhook_id
 from realorders.engine.backends.distributed.deliveries import _key, _opt, _rank, _split
 from realorders.engine.backends.sqlite.backend import SqliteBackend
-from realorders.engine.backends.sqlite.deliveries import DUE
+from realorders.engine.backends.sqlite.deliveries import _WAKE, DUE
 from realorders.engine.backends.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, connect
 from realorders.webhooks import WebhookSecrets
 
@@ -168,9 +168,15 @@ def test_a_database_from_before_deliveries_gets_them_when_opened(tmp_path: Path)
         assert backend.deliveries.enqueue([d], 5) == 1
         assert backend.deliveries.due(T0, 10) == [d]
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"deliveries_due", "deliveries_pending", "delivery_scan"} <= indexes
+        assert {
+            "deliveries_ready",
+            "deliveries_waiting",
+            "deliveries_pending",
+            "delivery_scan",
+            "delivery_lease",
+        } <= indexes
 
 
 def test_a_failed_enqueue_leaves_neither_rows_nor_cursor(tmp_path: Path) -> None:
@@ -197,5 +203,25 @@ def test_due_walks_the_heads_in_cursor_order(tmp_path: Path) -> None:
     with closing(SqliteBackend(tmp_path / "plan.db")) as backend:
         conn = backend.connection()
         plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {DUE}", (T0, 10)))
-        assert "INDEX deliveries_due" in plan, plan
+        assert "INDEX deliveries_ready" in plan, plan
         assert "TEMP B-TREE FOR ORDER BY" not in plan, plan  # walked in order, never sorted
+        wake = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_WAKE}", (T0,)))
+        assert "INDEX deliveries_waiting (next_at<?)" in wake, wake  # only what became due
+
+
+def test_a_v4_outbox_keeps_its_pending_deliveries_through_v5(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    with closing(connect(path)) as conn:
+        for script in MIGRATIONS[:4]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 4")
+        conn.execute(
+            "INSERT INTO deliveries (endpoint_id, order_id, seq, cursor, msg_id, status, head, "
+            "attempts, next_at, created_at, updated_at) "
+            "VALUES ('we_1', 'A', 1, 7, 'msg_a', 'pending', 1, 2, ?1, ?1, ?1)",
+            (T0,),
+        )
+        conn.commit()
+    with closing(SqliteBackend(path, create=False)) as backend:
+        (due,) = backend.deliveries.due(T0, 10)
+        assert (due.key, due.attempts, due.cursor) == (("we_1", "A", 1), 2, 7)

@@ -17,7 +17,8 @@ neither holds a NUL). Indexes, all kept by the scripts of ``deliveries_lua.py``:
   so ties in time fall back to the cursor as on SQLite;
 - ``dlv_grp:<E>\\0<O>``: all of an order's seqs (history and replay per order);
 - ``dlv_npend`` (pending count per endpoint), ``dlv_eps`` (endpoints with
-  deliveries), ``dlv_scan`` (the event-log cursor enqueued up to).
+  deliveries), ``dlv_scan`` (the event-log cursor enqueued up to), ``dlv_lease``
+  (the deliverer holding the lease, expiring by itself).
 
 Enqueue (rows and scan cursor) and every outcome are one script each, so a
 crash never leaves half of one. Numbers travel as Python's ``repr`` (exact:
@@ -27,11 +28,12 @@ Lua only compares them and hands the strings back to Redis).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import redis
 
-from realorders.deliveries import Delivery, DeliveryStatus, check_new, checked_outcome
+from realorders.deliveries import Delivery, DeliveryStatus, Recorded, check_new, checked_outcome
 from realorders.engine.backends.distributed import deliveries_lua as lua
 
 __all__ = ["RedisDeliveries"]
@@ -109,6 +111,16 @@ class RedisDeliveries:
         self._record = r.register_script(lua.RECORD)
         self._requeue = r.register_script(lua.REQUEUE)
         self._forget = r.register_script(lua.FORGET)
+        self._take_lease = r.register_script(lua.TAKE_LEASE)
+        self._release_lease = r.register_script(lua.RELEASE_LEASE)
+
+    def take_lease(self, owner: str, ttl: float, now: float) -> str | None:
+        """Redis's clock ends the lease (``PX``): ``now`` is not needed here."""
+        holder = self._take_lease(keys=[f"{self._p}dlv_lease"], args=[owner, int(ttl * 1000)])
+        return None if holder is None else bytes(holder).decode()
+
+    def release_lease(self, owner: str) -> bool:
+        return bool(self._release_lease(keys=[f"{self._p}dlv_lease"], args=[owner]))
 
     def scan_cursor(self) -> int:
         return int(self._r.get(f"{self._p}dlv_scan") or 0)
@@ -134,11 +146,13 @@ class RedisDeliveries:
             ]
         return int(self._enqueue(args=args))
 
-    def due(self, now: float, limit: int) -> list[Delivery]:
+    def due(self, now: float, limit: int, *, hold: float = 0.0) -> list[Delivery]:
         if limit <= 0:
             return []
-        flat = self._due(args=[self._p, _num(now), int(limit)])
-        return [_decode(key.decode(), _pairs(raw)) for key, raw in _pairs(flat).items()]
+        until = _num(now + hold) if hold > 0 else ""
+        flat = self._due(args=[self._p, _num(now), int(limit), until])
+        found = [_decode(key.decode(), _pairs(raw)) for key, raw in _pairs(flat).items()]
+        return [replace(d, next_at=float(until)) for d in found] if until else found
 
     def record(
         self,
@@ -155,25 +169,41 @@ class RedisDeliveries:
         response_excerpt: str | None,
         at: float,
     ) -> bool:
-        status, next_at, last_error, response_excerpt = checked_outcome(
-            status, next_at, last_error, response_excerpt
+        outcome = Recorded(
+            *(endpoint_id, order_id, seq, status, attempts, next_at, last_code, last_error),
+            *(last_latency_ms, response_excerpt, at),
         )
-        args: list[str | int] = [
+        return bool(self._record(args=self._record_args(outcome)) == 1)
+
+    def record_many(self, outcomes: Sequence[Recorded]) -> int:
+        """One script call per outcome (each atomic), sent in one pipeline."""
+        calls = [self._record_args(o) for o in outcomes]  # checked before anything is sent
+        if not calls:
+            return 0
+        pipe = self._r.pipeline(transaction=False)
+        for args in calls:
+            self._record(args=args, client=pipe)
+        return sum(1 for done in pipe.execute() if done == 1)
+
+    def _record_args(self, o: Recorded) -> list[str | int]:
+        status, next_at, last_error, response_excerpt = checked_outcome(
+            o.status, o.next_at, o.last_error, o.response_excerpt
+        )
+        return [
             self._p,
-            _key(endpoint_id, order_id, seq),
-            endpoint_id,
-            f"{endpoint_id}\0{order_id}",
-            seq,
+            _key(o.endpoint_id, o.order_id, o.seq),
+            o.endpoint_id,
+            f"{o.endpoint_id}\0{o.order_id}",
+            o.seq,
             status.value,
-            attempts,
+            o.attempts,
             _opt(None if next_at is None else float(next_at)),
-            _num(at),
-            _opt(last_code),
+            _num(o.at),
+            _opt(o.last_code),
             _opt(last_error),
-            _opt(None if last_latency_ms is None else float(last_latency_ms)),
+            _opt(None if o.last_latency_ms is None else float(o.last_latency_ms)),
             _opt(response_excerpt),
         ]
-        return bool(self._record(args=args) == 1)
 
     def pending_count(self, endpoint_id: str | None = None) -> int:
         if endpoint_id is not None:
@@ -217,24 +247,21 @@ class RedisDeliveries:
         endpoint_id: str,
         *,
         order_id: str | None = None,
-        since_cursor: int | None = None,
+        since: float | None = None,
         failed_only: bool = False,
         now: float,
     ) -> int:
         if order_id is not None:
             keys = self._order_keys(endpoint_id, order_id)
-        else:
+        else:  # no index by created_at: the script checks `since` on each delivery
             index = "dlv_failed" if failed_only else "dlv_ep"
-            members = self._members(f"{self._p}{index}:{endpoint_id}")
-            if since_cursor is not None:  # the member starts with the cursor
-                members = [m for m in members if int(m[:20]) >= since_cursor]
-            keys = [m[21:] for m in members]
+            keys = [m[21:] for m in self._members(f"{self._p}{index}:{endpoint_id}")]
         head: list[str | int] = [
             self._p,
             endpoint_id,
             _num(now),
             "1" if failed_only else "0",
-            "" if since_cursor is None else int(since_cursor),
+            "" if since is None else _num(since),
         ]
         done = 0
         for start in range(0, len(keys), _PAGE):

@@ -10,7 +10,7 @@ exactly one of ``dlv_wait`` and ``dlv_ready``. Numbers arrive as Python's
 
 from __future__ import annotations
 
-__all__ = ["DUE", "ENQUEUE", "FORGET", "RECORD", "REQUEUE"]
+__all__ = ["DUE", "ENQUEUE", "FORGET", "RECORD", "RELEASE_LEASE", "REQUEUE", "TAKE_LEASE"]
 
 HELPERS = r"""
 local P = ARGV[1]
@@ -75,11 +75,12 @@ return added
 """
 )
 
-#: ARGV: prefix, now, limit. Returns key, HGETALL pairs, key, pairs, ...
+#: ARGV: prefix, now, limit, the end of the hold ('' for none). Returns key, HGETALL pairs,
+#: key, pairs, ... (as they were before a hold).
 DUE = (
     HELPERS
     + r"""
-local now, limit = ARGV[2], tonumber(ARGV[3])
+local now, limit, held = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local clock = redis.call('GET', P..'dlv_clock')
 if not clock or tonumber(now) > tonumber(clock) then redis.call('SET', P..'dlv_clock', now) end
 for _, K in ipairs(redis.call('ZRANGEBYSCORE', P..'dlv_wait', '-inf', now)) do
@@ -101,6 +102,14 @@ while found < limit do
     end
   end
   start = start + #page
+end
+if held ~= '' then  -- claimed: waiting until the hold ends (moved after the walk of ready)
+  for i = 1, #out, 2 do
+    local K = out[i]
+    redis.call('HSET', dkey(K), 'next_at', held)
+    redis.call('ZREM', P..'dlv_ready', K)
+    redis.call('ZADD', P..'dlv_wait', held, K)
+  end
 end
 return out
 """
@@ -140,8 +149,9 @@ return 1
 """
 )
 
-#: ARGV: prefix, endpoint, now, failed only ('1'/'0'), since cursor ('' for none), then
-#: key, group, seq per delivery. Settled ones matching become pending again; returns how many.
+#: ARGV: prefix, endpoint, now, failed only ('1'/'0'), since (the least created_at, '' for
+#: none), then key, group, seq per delivery. Settled ones matching become pending again;
+#: returns how many.
 REQUEUE = (
     HELPERS
     + r"""
@@ -152,7 +162,7 @@ for i = 6, #ARGV, 3 do
   local d = dkey(K)
   local st = redis.call('HGET', d, 'status')
   if (st == 'failed' or (st == 'delivered' and not failed_only))
-     and (since == '' or tonumber(redis.call('HGET', d, 'cursor')) >= tonumber(since)) then
+     and (since == '' or tonumber(redis.call('HGET', d, 'created_at')) >= tonumber(since)) then
     local r = redis.call('HGET', d, 'r')
     redis.call('HSET', d, 'status', 'pending', 'attempts', '0', 'next_at', now, 'updated_at', now)
     redis.call('ZADD', P..'dlv_ep:'..E, now, r)
@@ -203,3 +213,17 @@ end
 return n
 """
 )
+
+#: KEYS: the lease; ARGV: owner, ttl ms. nil when the owner holds it now, else the holder.
+TAKE_LEASE = r"""
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
+#: KEYS: the lease; ARGV: owner. 1 released, 0 held by another or by no one.
+RELEASE_LEASE = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

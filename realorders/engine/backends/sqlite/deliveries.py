@@ -1,4 +1,5 @@
-"""The outbox of webhook deliveries on SQLite: ``deliveries`` and ``delivery_scan`` (schema v4).
+"""The outbox of webhook deliveries on SQLite: ``deliveries``, ``delivery_scan`` and
+``delivery_lease`` (schema v4; v5 adds the waiting/ready split and the lease).
 
 Written directly, like the endpoints: no order state depends on a delivery.
 Every write is one ``BEGIN IMMEDIATE`` transaction, so :meth:`enqueue` puts the
@@ -8,18 +9,23 @@ or neither), and any number of ``notify`` processes may share the file.
 Only an order's lowest pending ``seq`` per endpoint may be due: that row, its
 *head*, has ``head = 1``. Every write that changes which rows are pending sets
 the flags of the orders it touched again (:data:`_REHEAD`, in the same
-transaction), so :data:`DUE` is a walk of the heads in cursor order in
-``deliveries_due``, which holds ``next_at`` too: a call reads the rows it
-returns, not the backlog, nor the later events waiting behind a retry.
+transaction). A head is *waiting* (``ready = 0``, by ``next_at`` in
+``deliveries_waiting``) or *ready* (``ready = 1``, by cursor in
+``deliveries_ready``), as in Redis's two sets: :meth:`SqliteDeliveries.due`
+first makes ready the waiting heads whose time has come (:data:`_WAKE`), then
+walks the ready ones (:data:`DUE`); a claim or a retry makes a head wait again.
+A call reads what it returns and what became due, not the backlog, nor the
+heads held by claims or retries, nor the later events waiting behind them.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from realorders.deliveries import Delivery, DeliveryStatus, check_new, checked_outcome
+from realorders.deliveries import Delivery, DeliveryStatus, Recorded, check_new, checked_outcome
 from realorders.engine.backends.sqlite.schema import WriteTx
 
 __all__ = ["SqliteDeliveries"]
@@ -29,18 +35,33 @@ _COLUMNS = (
     "updated_at, last_code, last_error, last_latency_ms, response_excerpt"
 )
 _SETTLED = "('delivered', 'failed')"
-#: the heads due, oldest cursor first (INDEXED BY: without statistics the planner might
-#: rather sort every head by next_at than walk them in the order asked)
+#: ?1 now: the waiting heads whose time has come become ready
+_WAKE = (
+    "UPDATE deliveries INDEXED BY deliveries_waiting SET ready = 1 "
+    "WHERE head = 1 AND ready = 0 AND next_at <= ?1"
+)
+#: ?1 now, ?2 limit: the ready heads, oldest cursor first (one made ready by another
+#: process's later clock is passed over, as on Redis). INDEXED BY: without statistics
+#: the planner might rather sort than walk the index in the order asked.
 DUE = (
-    f"SELECT {_COLUMNS} FROM deliveries INDEXED BY deliveries_due "
-    "WHERE head = 1 AND next_at <= ? ORDER BY cursor, endpoint_id, order_id, seq LIMIT ?"
+    f"SELECT {_COLUMNS} FROM deliveries INDEXED BY deliveries_ready "
+    "WHERE head = 1 AND ready = 1 AND next_at <= ?1 "
+    "ORDER BY cursor, endpoint_id, order_id, seq LIMIT ?2"
 )
 #: ?1 endpoint, ?2 order: flip the flags that are wrong (an order has few rows)
 _REHEAD = (
-    "UPDATE deliveries SET head = 1 - head "
+    "UPDATE deliveries SET head = 1 - head, ready = 0 "
     "WHERE endpoint_id = ?1 AND order_id = ?2 AND status = 'pending' AND head != (seq = ("
     "  SELECT min(seq) FROM deliveries "
     "  WHERE endpoint_id = ?1 AND order_id = ?2 AND status = 'pending'))"
+)
+#: ?1 status … ?8 excerpt, ?9 endpoint, ?10 order, ?11 seq: an attempt's outcome
+_RECORD = (
+    "UPDATE deliveries SET status = ?1, ready = 0, "
+    "head = CASE WHEN ?1 = 'pending' THEN head ELSE 0 END, attempts = ?2, "
+    "next_at = ?3, updated_at = ?4, last_code = ?5, last_error = ?6, "
+    "last_latency_ms = ?7, response_excerpt = ?8 "
+    "WHERE endpoint_id = ?9 AND order_id = ?10 AND seq = ?11"
 )
 _NEWEST_FIRST = "updated_at DESC, cursor DESC, endpoint_id DESC, order_id DESC, seq DESC"
 
@@ -96,9 +117,18 @@ class SqliteDeliveries:
             conn.execute("UPDATE delivery_scan SET cursor = max(cursor, ?)", (scan_cursor,))
         return max(0, added)
 
-    def due(self, now: float, limit: int) -> list[Delivery]:
-        rows = self._conn.execute(DUE, (now, max(0, limit)))
-        return [_delivery(row) for row in rows]
+    def due(self, now: float, limit: int, *, hold: float = 0.0) -> list[Delivery]:
+        until = now + hold
+        with WriteTx(self._conn) as conn:
+            conn.execute(_WAKE, (now,))
+            found = [_delivery(row) for row in conn.execute(DUE, (now, max(0, limit)))]
+            if hold > 0:
+                conn.executemany(
+                    "UPDATE deliveries SET next_at = ?, ready = 0 "
+                    "WHERE endpoint_id = ? AND order_id = ? AND seq = ?",
+                    [(until, d.endpoint_id, d.order_id, d.seq) for d in found],
+                )
+        return [replace(d, next_at=until) for d in found] if hold > 0 else found
 
     def record(
         self,
@@ -115,23 +145,20 @@ class SqliteDeliveries:
         response_excerpt: str | None,
         at: float,
     ) -> bool:
-        status, next_at, last_error, response_excerpt = checked_outcome(
-            status, next_at, last_error, response_excerpt
+        outcome = Recorded(
+            *(endpoint_id, order_id, seq, status, attempts, next_at, last_code, last_error),
+            *(last_latency_ms, response_excerpt, at),
         )
+        return self.record_many([outcome]) == 1
+
+    def record_many(self, outcomes: Sequence[Recorded]) -> int:
+        rows = [_outcome_row(o) for o in outcomes]  # checked before the transaction
         with WriteTx(self._conn) as conn:
-            changed: int = conn.execute(
-                "UPDATE deliveries SET status = ?1, "
-                "head = CASE WHEN ?1 = 'pending' THEN head ELSE 0 END, attempts = ?2, "
-                "next_at = ?3, updated_at = ?4, last_code = ?5, last_error = ?6, "
-                "last_latency_ms = ?7, response_excerpt = ?8 "
-                "WHERE endpoint_id = ?9 AND order_id = ?10 AND seq = ?11",
-                (
-                    *(status.value, attempts, next_at, at, last_code, last_error),
-                    *(last_latency_ms, response_excerpt, endpoint_id, order_id, seq),
-                ),
-            ).rowcount
-            conn.execute(_REHEAD, (endpoint_id, order_id))
-        return changed == 1
+            changed = 0
+            for row in rows:
+                changed += conn.execute(_RECORD, row).rowcount
+                conn.execute(_REHEAD, row[-3:-1])
+        return changed
 
     def _count(self, status: DeliveryStatus, endpoint_id: str | None) -> int:
         # the status as a literal: only then may the planner use its partial index
@@ -171,19 +198,19 @@ class SqliteDeliveries:
         endpoint_id: str,
         *,
         order_id: str | None = None,
-        since_cursor: int | None = None,
+        since: float | None = None,
         failed_only: bool = False,
         now: float,
     ) -> int:
-        where, args = _filters(endpoint_id, order_id, since_cursor, failed_only)
+        where, args = _filters(endpoint_id, order_id, since, failed_only)
         where += f" AND status IN {_SETTLED}"
         with WriteTx(self._conn) as conn:
             orders = conn.execute(
                 f"SELECT DISTINCT endpoint_id, order_id FROM deliveries WHERE {where}", args
             ).fetchall()
             requeued: int = conn.execute(
-                "UPDATE deliveries SET status = 'pending', attempts = 0, next_at = ?, "
-                f"updated_at = ? WHERE {where}",
+                "UPDATE deliveries SET status = 'pending', ready = 0, attempts = 0, "
+                f"next_at = ?, updated_at = ? WHERE {where}",
                 (now, now, *args),
             ).rowcount
             conn.executemany(_REHEAD, orders)
@@ -195,9 +222,38 @@ class SqliteDeliveries:
                 "DELETE FROM deliveries WHERE endpoint_id = ?", (endpoint_id,)
             ).rowcount
 
+    def take_lease(self, owner: str, ttl: float, now: float) -> str | None:
+        with WriteTx(self._conn) as conn:
+            row = conn.execute("SELECT owner, until FROM delivery_lease").fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return str(row[0])
+            conn.execute(
+                "INSERT INTO delivery_lease (id, owner, until) VALUES (1, ?1, ?2) "
+                "ON CONFLICT (id) DO UPDATE SET owner = ?1, until = ?2",
+                (owner, now + ttl),
+            )
+        return None
+
+    def release_lease(self, owner: str) -> bool:
+        with WriteTx(self._conn) as conn:
+            return (
+                conn.execute("DELETE FROM delivery_lease WHERE owner = ?", (owner,)).rowcount == 1
+            )
+
+
+def _outcome_row(o: Recorded) -> tuple[Any, ...]:
+    """The arguments of :data:`_RECORD`; the outcome checked (``checked_outcome``)."""
+    status, next_at, last_error, excerpt = checked_outcome(
+        o.status, o.next_at, o.last_error, o.response_excerpt
+    )
+    return (
+        *(status.value, o.attempts, next_at, o.at, o.last_code, last_error),
+        *(o.last_latency_ms, excerpt, o.endpoint_id, o.order_id, o.seq),
+    )
+
 
 def _filters(
-    endpoint_id: str | None, order_id: str | None, since_cursor: int | None, failed_only: bool
+    endpoint_id: str | None, order_id: str | None, since: float | None, failed_only: bool
 ) -> tuple[str, list[Any]]:
     """A ``WHERE`` clause (``1`` for none) and its arguments."""
     terms: list[str] = ["1"]
@@ -208,9 +264,9 @@ def _filters(
     if order_id is not None:
         terms.append("order_id = ?")
         args.append(order_id)
-    if since_cursor is not None:
-        terms.append("cursor >= ?")
-        args.append(since_cursor)
+    if since is not None:  # when enqueued: see DeliveryStore.requeue
+        terms.append("created_at >= ?")
+        args.append(since)
     if failed_only:
         terms.append("status = 'failed'")
     return " AND ".join(terms), args

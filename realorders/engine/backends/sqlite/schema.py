@@ -171,7 +171,26 @@ CREATE TABLE IF NOT EXISTS delivery_scan (
 INSERT OR IGNORE INTO delivery_scan (id, cursor) VALUES (1, 0);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# v5: heads split in two, like Redis's wait and ready sets: `ready` = 0 (waiting, in
+# `deliveries_waiting` by next_at) or 1 (due, in `deliveries_ready` by cursor). `due` first
+# moves the waiting heads whose time has come, then walks ready: it reads what it returns
+# and what became due, never the heads held by a claim or a retry (v4's `deliveries_due`
+# walked them all). And the deliverer's lease (one `notify` sends at a time).
+_V5 = """
+ALTER TABLE deliveries ADD COLUMN ready INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS deliveries_due;
+CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries(next_at)
+    WHERE head = 1 AND ready = 0;
+CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries(cursor, endpoint_id, order_id, seq)
+    WHERE head = 1 AND ready = 1;
+CREATE TABLE IF NOT EXISTS delivery_lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT NOT NULL,
+    until REAL NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
