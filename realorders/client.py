@@ -451,8 +451,10 @@ class Client(StockMixin, DeadLetterMixin, TokenMixin, WebhookMixin):
         return watching.quiet(self.backend)
 
     def stats(self, window: float = 60.0) -> dict[str, Any]:
+        """The read model's figures, the engine's state and the webhook deliveries' totals."""
         data = self.backend.orders.stats(window)
         data["engine"] = {"running": self.engine_running(), "position": self.backend.position()}
+        data["webhooks"] = self.webhook_totals().to_dict()
         return data
 
     def check(self) -> CheckReport:

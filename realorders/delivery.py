@@ -9,9 +9,8 @@ per order) and keeps the deliverer a loop of I/O.
 - **Identity.** A delivery's ``webhook-id`` is derived from the endpoint, the
   order and the event's ``seq``: the same on every retry, in every ``notify``
   process and after a replay, so receivers de-duplicate by it.
-- **Order per order.** :class:`OrderedQueue` hands out an order's next event
-  only once the one before is settled (delivered, or given up), while other
-  orders' events go out concurrently.
+- **Order per order** is the outbox's: ``DeliveryStore.due`` hands out an
+  order's next event only once the one before is settled.
 - **Retries.** The Standard Webhooks schedule (immediately, 5 s, 5 min, 30 min,
   2 h, 5 h, 10 h, 10 h) stretched with two daily attempts to about three days,
   each delay with up to 20% jitter, a ``time_scale`` for tests and demos, and
@@ -23,12 +22,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import random
-from collections import deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import orjson
 from standardwebhooks.webhooks import Webhook
@@ -42,10 +40,11 @@ __all__ = [
     "RETRY_DELAYS",
     "Attempt",
     "Next",
-    "OrderedQueue",
+    "Outcome",
     "classify",
     "message",
     "new_delivery",
+    "outcome",
     "retry_delay",
     "sign",
     "wants",
@@ -177,6 +176,38 @@ def retry_delay(
     return delay
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to store after an attempt: the delivery's new status, when it is due again
+    (pending only) and the attempt as an operator should read it."""
+
+    status: DeliveryStatus
+    next_at: float | None
+    attempt: Attempt
+
+
+def outcome(
+    attempts_before: int,
+    attempt: Attempt,
+    *,
+    now: float,
+    time_scale: float = 1.0,
+    rng: random.Random | None = None,
+) -> Outcome:
+    """2xx delivered; 410 failed (the caller disables the endpoint); else a retry on the
+    schedule, or failed once it is spent."""
+    verdict = classify(attempt)
+    if verdict is Next.DONE:
+        return Outcome(DeliveryStatus.DELIVERED, None, attempt)
+    if verdict is Next.GONE:
+        gone = Attempt(attempt.status, "410 Gone: the endpoint was disabled")
+        return Outcome(DeliveryStatus.FAILED, None, gone)
+    delay = retry_delay(attempts_before, attempt, now=now, time_scale=time_scale, rng=rng)
+    if delay is None:
+        return Outcome(DeliveryStatus.FAILED, None, attempt)
+    return Outcome(DeliveryStatus.PENDING, now + delay, attempt)
+
+
 def _retry_after(value: str, now: float) -> float | None:
     text = value.strip()
     if text.isdigit():
@@ -188,56 +219,3 @@ def _retry_after(value: str, now: float) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return min(max(0.0, when.timestamp() - now), _MAX_RETRY_AFTER)
-
-
-K = TypeVar("K", bound=Hashable)
-T = TypeVar("T")
-
-
-class OrderedQueue(Generic[K, T]):
-    """Items in arrival order per key; a key's next item is ready only once the one before
-    it is settled. Keys are independent: one slow order holds back only itself."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[K, deque[T]] = {}
-        self._ready: deque[K] = deque()
-        self._busy: set[K] = set()
-
-    def __len__(self) -> int:
-        return sum(len(items) for items in self._waiting.values())
-
-    def add(self, key: K, item: T) -> None:
-        items = self._waiting.get(key)
-        if items is None:
-            items = self._waiting[key] = deque()
-            if key not in self._busy:
-                self._ready.append(key)
-        items.append(item)
-
-    def extend(self, pairs: Iterable[tuple[K, T]]) -> None:
-        for key, item in pairs:
-            self.add(key, item)
-
-    def take(self) -> tuple[K, T] | None:
-        """The oldest ready key's first item (the key is busy until :meth:`settle`)."""
-        while self._ready:
-            key = self._ready.popleft()
-            items = self._waiting.get(key)
-            if not items:
-                continue
-            item = items.popleft()
-            if not items:
-                del self._waiting[key]
-            self._busy.add(key)
-            return key, item
-        return None
-
-    def settle(self, key: K) -> None:
-        """``key``'s item in flight is done with: its next one becomes ready."""
-        self._busy.discard(key)
-        if key in self._waiting:
-            self._ready.append(key)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._busy)

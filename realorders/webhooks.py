@@ -31,7 +31,9 @@ __all__ = [
     "MAX_URL",
     "SECRET_PREFIX",
     "WebhookEndpoint",
+    "WebhookFigures",
     "WebhookSecrets",
+    "WebhookTotals",
     "check_customer",
     "check_events",
     "check_grace",
@@ -111,6 +113,59 @@ class WebhookSecrets:
         if grace <= 0:
             return WebhookSecrets(new)
         return WebhookSecrets(new, self.current, now + grace)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookFigures:
+    """An endpoint and its delivery counts: what operators watch (stats, dashboard, /metrics)."""
+
+    endpoint: WebhookEndpoint
+    #: deliveries still owed to it (pending, retries included)
+    backlog: int
+    #: deliveries given up on (retries spent, or the receiver answered 410)
+    failed: int
+
+    @property
+    def failing(self) -> bool:
+        """Needs an operator: some deliveries were given up on, or it was disabled."""
+        return self.failed > 0 or not self.endpoint.enabled
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTotals:
+    """The sums over every endpoint: one line of ``stats``, ids and URLs left out."""
+
+    endpoints: int = 0
+    enabled: int = 0
+    backlog: int = 0
+    failed: int = 0
+    failing: int = 0
+
+    @property
+    def disabled(self) -> int:
+        return self.endpoints - self.enabled
+
+    @classmethod
+    def of(cls, figures: Iterable[WebhookFigures]) -> WebhookTotals:
+        rows = list(figures)
+        return cls(
+            endpoints=len(rows),
+            enabled=sum(1 for f in rows if f.endpoint.enabled),
+            backlog=sum(f.backlog for f in rows),
+            failed=sum(f.failed for f in rows),
+            failing=sum(1 for f in rows if f.failing),
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        """The ``webhooks`` key of ``stats --json`` and ``/v1/stats``."""
+        return {
+            "endpoints": self.endpoints,
+            "enabled": self.enabled,
+            "disabled": self.disabled,
+            "backlog": self.backlog,
+            "failed": self.failed,
+            "failing": self.failing,
+        }
 
 
 def new_endpoint_id() -> str:

@@ -10,10 +10,12 @@ from . import (  # noqa: F401  (registers the commands)
     dashboard,
     dlq,
     engine,
+    notify,
     orders,
     serve,
     tokens,
     tracking,
+    webhook_deliveries,
     webhooks,
 )
 from .app import app, run_cli

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import typer
 
 from realorders.engine import Delays
 from realorders.errors import EngineBusyError, UsageError
 
 from .app import app, err, settings
+from .notify import delivering
 
 
 def parse_delays(spec: str | None) -> Delays:
@@ -29,6 +32,9 @@ def run(
         None, "--delays", help="Fulfilment delays in seconds, e.g. pack=1,ship=2,deliver=3."
     ),
     batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Commands per commit."),
+    notify: bool = typer.Option(
+        False, "--notify", help="Also deliver webhooks, as `realorders notify` does."
+    ),
 ) -> None:
     """Run the engine in the foreground (Ctrl-C or SIGTERM stop it after its current commit)."""
     cfg = settings(ctx)
@@ -45,7 +51,8 @@ def run(
             + ("" if until_idle else "; Ctrl-C to stop"),
             highlight=False,
         )
-        stats = client.run(until_idle=until_idle, delays=parsed, batch_size=batch_size)
+        with delivering(client.config, finish=until_idle) if notify else contextlib.nullcontext():
+            stats = client.run(until_idle=until_idle, delays=parsed, batch_size=batch_size)
         err.print(
             f"engine stopped at position {client.engine_info().position:,}: {stats.commands:,} "
             f"commands, {stats.events:,} events, {stats.finished:,} orders finished",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,6 +15,7 @@ from realorders.errors import UsageError
 from realorders.server.options import ENV_OPTIONS, MIB, ServerOptions, store_fields
 
 from .app import app, err, settings
+from .notify import delivering
 
 
 @app.command()
@@ -57,15 +60,17 @@ def serve(
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="One log line per request on stderr."
     ),
+    notify: bool = typer.Option(
+        False, "--notify", help="Also deliver webhooks, as `realorders notify` does."
+    ),
 ) -> None:
     """Serve the HTTP API (orders, live SSE status, catalogue, stock) until Ctrl-C.
 
     Run an engine beside it (`realorders run`) to process what it accepts.
     Routes, tokens and limits: see /docs on the running server, or the README.
     """
-    import uvicorn
 
-    from realorders.server.app import configure_logging, create_app
+    from realorders.server.app import configure_logging
     from realorders.server.protocol import DeadlineProtocol, set_header_timeout
 
     cfg = settings(ctx)
@@ -112,17 +117,10 @@ def serve(
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again; ours
     # answers it, so that stopping the server is a clean exit 0, as for `run`
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    delivery = delivering(cfg.store_config) if notify else contextlib.nullcontext()
     try:
-        if workers == 1:
-            uvicorn.run(create_app(bound), **common)  # type: ignore[arg-type]
-        else:
-            os.environ[ENV_OPTIONS] = bound.to_env()
-            uvicorn.run(
-                "realorders.server.app:worker_app",
-                factory=True,
-                workers=workers,
-                **common,  # type: ignore[arg-type]
-            )
+        with delivery:
+            _run_uvicorn(bound, workers, common)
     except _Stopped:
         pass
     finally:
@@ -130,6 +128,18 @@ def serve(
             signal.signal(sig, handler)
         sock.close()
     err.print("server stopped", highlight=False)
+
+
+def _run_uvicorn(bound: ServerOptions, workers: int, common: dict[str, Any]) -> None:
+    import uvicorn
+
+    from realorders.server.app import create_app
+
+    if workers == 1:
+        uvicorn.run(create_app(bound), **common)
+    else:
+        os.environ[ENV_OPTIONS] = bound.to_env()
+        uvicorn.run("realorders.server.app:worker_app", factory=True, workers=workers, **common)
 
 
 class _Stopped(Exception):

@@ -63,7 +63,7 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     window: float = typer.Option(60.0, "--window", min=1, help="Seconds for 'now' rates."),
 ) -> None:
-    """Counts by status, throughput, submit→terminal latency and backlog."""
+    """Counts by status, throughput, submit→terminal latency, backlog and webhook deliveries."""
     with settings(ctx).client() as client:
         data = client.stats(window)
         if as_json:
@@ -92,6 +92,14 @@ def stats(
             )
         engine = "running" if data["engine"]["running"] else "not running"
         out.print(f"backlog     {data['backlog']:,} commands; engine {engine}", highlight=False)
+        hooks = data["webhooks"]
+        if hooks["endpoints"]:  # nothing to say to a store that sends no webhooks
+            line = Text(
+                f"webhooks    {hooks['endpoints']:,} endpoints ({hooks['enabled']:,} enabled, "
+                f"{hooks['disabled']:,} disabled); {hooks['backlog']:,} deliveries pending, "
+            )
+            line.append(f"{hooks['failed']:,} failed", style="red" if hooks["failed"] else "")
+            out.print(line)
 
 
 @app.command()

@@ -22,7 +22,7 @@ from realorders.server.hub import Hub
 from realorders.server.metrics import Metrics, RequestMiddleware
 from realorders.server.options import ServerOptions, store_config
 from realorders.server.protocol import set_header_timeout
-from realorders.server.routes import catalogue, events, orders, system
+from realorders.server.routes import catalogue, events, orders, system, webhooks
 from realorders.server.services import Services
 from realorders.server.store import Intake, Store
 
@@ -91,6 +91,7 @@ def create_app(options: ServerOptions) -> FastAPI:
             {"name": "events", "description": "Live status over Server-Sent Events"},
             {"name": "products", "description": "The catalogue"},
             {"name": "inventory", "description": "Stock levels"},
+            {"name": "webhooks", "description": "Webhook endpoints and their secrets (admin)"},
             {"name": "operations", "description": "Stats, checks, health and metrics"},
         ],
     )
@@ -99,6 +100,7 @@ def create_app(options: ServerOptions) -> FastAPI:
     app.include_router(events.router)  # first: /v1/orders/{id}/events before /v1/orders/{id}
     app.include_router(orders.router)
     app.include_router(catalogue.router)
+    app.include_router(webhooks.router)
     app.include_router(system.router)
     app.add_middleware(
         BodyLimit,

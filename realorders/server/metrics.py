@@ -2,9 +2,9 @@
 
 Requests are labelled by route template (``/v1/orders/{order_id}``), never by
 the raw path, so ids do not explode the series. Store-side gauges (backlog,
-engine running) are read when scraped. The same middleware gives each request
-its id (``X-Request-Id``, the client's if it sent a sane one) and writes the
-access log: one line per request.
+engine running, webhook deliveries per endpoint id) are read when scraped. The
+same middleware gives each request its id (``X-Request-Id``, the client's if
+it sent a sane one) and writes the access log: one line per request.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from realorders.webhooks import WebhookFigures
 
 __all__ = ["Metrics", "RequestMiddleware"]
 
@@ -68,6 +70,34 @@ class Metrics:
         self.sse_dropped = Counter(
             "realorders_sse_dropped", "Event streams dropped for falling behind", registry=r
         )
+        # per endpoint id: never its URL, which may carry a credential in its query
+        self.webhook_backlog = Gauge(
+            "realorders_webhook_backlog",
+            "Webhook deliveries still owed to an endpoint",
+            ["endpoint"],
+            registry=r,
+        )
+        self.webhook_failed = Gauge(
+            "realorders_webhook_failed",
+            "Webhook deliveries to an endpoint given up on",
+            ["endpoint"],
+            registry=r,
+        )
+        self.webhook_endpoints = Gauge(
+            "realorders_webhook_endpoints", "Webhook endpoints by state", ["state"], registry=r
+        )
+
+    def show_webhooks(self, figures: Sequence[WebhookFigures]) -> None:
+        """Set the webhook gauges to a scrape's figures; a removed endpoint's series go."""
+        self.webhook_backlog.clear()
+        self.webhook_failed.clear()
+        for figure in figures:
+            endpoint_id = figure.endpoint.endpoint_id
+            self.webhook_backlog.labels(endpoint_id).set(figure.backlog)
+            self.webhook_failed.labels(endpoint_id).set(figure.failed)
+        enabled = sum(1 for f in figures if f.endpoint.enabled)
+        self.webhook_endpoints.labels("enabled").set(enabled)
+        self.webhook_endpoints.labels("disabled").set(len(figures) - enabled)
 
 
 class RequestMiddleware:

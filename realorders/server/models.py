@@ -10,25 +10,47 @@ an order body is parsed by :mod:`realorders.intake`, the rules ``submit`` and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from realorders.deliveries import DeliveryStatus
 from realorders.domain import MAX_QUANTITY, Status
+from realorders.intake import MAX_ID_LENGTH
+from realorders.webhooks import DEFAULT_GRACE, MAX_TEXT, MAX_URL
 
 __all__ = [
     "ORDER_BODY",
     "Accepted",
     "CancelBody",
+    "DeliveryRecord",
+    "DisableWebhookBody",
     "ImportSummary",
     "NewProduct",
+    "NewWebhook",
     "OrderDetail",
     "OrderPage",
     "OrderRecord",
     "ProductChange",
     "QueuedCommand",
+    "ReplayBody",
+    "Replayed",
     "RestockBody",
+    "RotateSecretBody",
+    "RotatedSecret",
     "StockBody",
+    "WebhookChange",
+    "WebhookCreated",
+    "WebhookRecord",
 ]
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -181,3 +203,157 @@ class RestockBody(BaseModel):
 class StockBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     on_hand: int = Field(ge=0, le=10**12)
+
+
+# -- webhooks -----------------------------------------------------------------------
+# The bodies check only JSON types: every rule on the values (URL, statuses, lengths) is
+# the Client's, so the server and the CLI refuse the same input with the same words.
+# What the rules are is still described here, for the document.
+
+
+def _events_shape(events: Any) -> Any:
+    """Only the JSON shape: a list of texts, a text or null (the Client checks the names);
+    one message for any other shape, not one per member of the union."""
+    if events is None or isinstance(events, str):
+        return events
+    if isinstance(events, list) and all(isinstance(event, str) for event in events):
+        return events
+    raise PydanticCustomError("events", "give a list of status names, 'all' or null")
+
+
+_LINE = r"^[^\x00-\x1f\x7f]*$"  # one line: no control characters (nor blank, the Client says)
+_TEXT: Any = WithJsonSchema(
+    {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_TEXT, "pattern": _LINE}
+)
+_URL: Any = WithJsonSchema(
+    {
+        "type": "string",
+        "maxLength": MAX_URL,
+        "pattern": r"^[hH][tT][tT][pP][sS]?://[^\s@/?#]+([/?#]\S*)?$",
+        "description": "http:// or https:// with a host, no user:password@",
+    }
+)
+_EVENTS: Any = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "array", "minItems": 1, "items": {"enum": [s.value for s in Status]}},
+            {"const": "all"},
+            {"type": "null"},
+        ],
+        "description": "the statuses whose changes it gets; `all` or null: every status",
+    }
+)
+_CUSTOMER: Any = WithJsonSchema(
+    {
+        "type": ["string", "null"],
+        "minLength": 1,
+        "maxLength": MAX_ID_LENGTH,
+        "pattern": _LINE,
+        "description": "only this customer's orders; null: every customer's",
+    }
+)
+
+
+class WebhookRecord(_Doc):
+    """An endpoint as `webhooks show --json` prints it: never its secret."""
+
+    endpoint_id: str
+    url: str
+    events: list[Status] | None = Field(description="null: every status")
+    customer_id: str | None
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    created_at: str
+    updated_at: str
+
+
+class WebhookCreated(WebhookRecord):
+    """The new endpoint and its signing secret: the only time the secret is shown."""
+
+    secret: str = Field(description="`whsec_…` (Standard Webhooks); store it now")
+
+
+class RotatedSecret(BaseModel):
+    """The endpoint's new secret, shown this once."""
+
+    endpoint_id: str
+    secret: str
+    grace_seconds: float = Field(description="how long the previous secret stays valid")
+
+
+class NewWebhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, _URL]
+    events: Annotated[list[str] | str | None, BeforeValidator(_events_shape), _EVENTS] = None
+    customer_id: Annotated[str | None, _CUSTOMER] = None
+    description: Annotated[str | None, _TEXT] = None
+
+
+class WebhookChange(BaseModel):
+    """Only the fields given change; null clears `customer_id` and `description`."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str | None, _URL] = None
+    events: Annotated[list[str] | str | None, BeforeValidator(_events_shape), _EVENTS] = None
+    customer_id: Annotated[str | None, _CUSTOMER] = None
+    description: Annotated[str | None, _TEXT] = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_not_null(cls, url: str | None) -> str:
+        """Null clears a field; an endpoint cannot be without a URL (defaults skip this)."""
+        if url is None:
+            raise PydanticCustomError("url_null", "an endpoint needs a URL: null cannot clear it")
+        return url
+
+
+class DisableWebhookBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str | None, _TEXT] = Field(
+        default=None, description="shown with the endpoint; default `disabled by an operator`"
+    )
+
+
+class RotateSecretBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grace_seconds: float = Field(
+        default=DEFAULT_GRACE,
+        allow_inf_nan=False,
+        description="how long the old secret stays valid (0: not at all)",
+    )
+
+
+class DeliveryRecord(_Doc):
+    """One event owed to one endpoint and how its last attempt went, as
+    `webhooks deliveries --json` prints it."""
+
+    endpoint_id: str
+    order_id: str
+    seq: int
+    cursor: int
+    msg_id: str = Field(description="the `webhook-id` header: the same on every retry")
+    status: DeliveryStatus
+    attempts: int
+    next_at: str | None = Field(description="when a pending delivery is due; null once settled")
+    created_at: str
+    updated_at: str
+    last_code: int | None
+    last_error: str | None
+    last_latency_ms: float | None
+    response_excerpt: str | None = Field(description="the start of the receiver's answer")
+
+
+class ReplayBody(BaseModel):
+    """Which settled deliveries to send again; the filters combine, none: all of them."""
+
+    model_config = ConfigDict(extra="forbid")
+    since: AwareDatetime | None = Field(
+        default=None, description="enqueued at or after this time (ISO 8601 with an offset)"
+    )
+    order_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+    failed_only: bool = False
+
+
+class Replayed(BaseModel):
+    requeued: int = Field(description="how many deliveries are due again")

@@ -39,6 +39,7 @@ from .widgets import (
     order_cells,
     stuck_cells,
     stuck_count,
+    webhook_cells,
 )
 from .worker import Source, StoreLink
 
@@ -78,6 +79,7 @@ class DashboardApp(App[None]):
         Binding("1", "show_tab('orders')", "Orders", show=False),
         Binding("2", "show_tab('stuck')", "Stuck", show=False),
         Binding("3", "show_tab('inventory')", "Inventory", show=False),
+        Binding("4", "show_tab('webhooks')", "Webhooks", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -97,6 +99,7 @@ class DashboardApp(App[None]):
         self.sort_by = "newest"
         self.sort_reverse = False
         self._stuck_label = ""
+        self._webhooks_label = ""
         self._trace = trace.open("a", buffering=1) if trace else None
 
     # -- layout -----------------------------------------------------------------
@@ -140,6 +143,18 @@ class DashboardApp(App[None]):
                         ("backordered", "WAITING"),
                     ],
                     id="inventory-table",
+                )
+            with TabPane("Webhooks", id="webhooks"):
+                yield LiveTable(
+                    [
+                        ("endpoint", "ENDPOINT"),  # the figures first: they fit at 80
+                        ("backlog", "BACKLOG"),
+                        ("failed", "FAILED"),
+                        ("state", "STATE"),
+                        ("events", "EVENTS"),
+                        ("url", "URL"),
+                    ],
+                    id="webhooks-table",
                 )
         yield Footer()
 
@@ -193,6 +208,7 @@ class DashboardApp(App[None]):
         if label != self._stuck_label:  # a new label restarts the tab underline's animation
             self._stuck_label = label
             self.query_one(TabbedContent).get_tab("stuck").label = label
+        self._show_webhooks(frame)
         self.sub_title = frame.store + (
             f"  ·  filter: {self.view_filter.describe()}" if self.view_filter.describe() else ""
         )
@@ -205,6 +221,18 @@ class DashboardApp(App[None]):
         self.query_one("#orders-table", LiveTable).sync(
             {row.id: order_cells(row, frame.taken_at) for row in rows}, [row.id for row in rows]
         )
+
+    def _show_webhooks(self, frame: Frame) -> None:
+        hooks = frame.webhooks
+        self.query_one("#webhooks-table", LiveTable).sync(
+            {f.endpoint.endpoint_id: webhook_cells(f) for f in hooks},
+            [f.endpoint.endpoint_id for f in hooks],
+        )
+        failing = sum(1 for f in hooks if f.failing)
+        label = f"Webhooks ({failing} failing)" if failing else "Webhooks"
+        if label != self._webhooks_label:
+            self._webhooks_label = label
+            self.query_one(TabbedContent).get_tab("webhooks").label = label
 
     def _write_trace(self, frame: Frame) -> None:
         assert self._trace is not None
@@ -445,6 +473,11 @@ class DashboardApp(App[None]):
         )
         yield SystemCommand(
             "Inventory", "Stock per product (3)", lambda: self.action_show_tab("inventory")
+        )
+        yield SystemCommand(
+            "Webhooks",
+            "Endpoints, delivery backlog and failures (4)",
+            lambda: self.action_show_tab("webhooks"),
         )
         yield SystemCommand(
             "Restock product", "Add units to the selected product (r)", self.action_restock

@@ -7,7 +7,8 @@ terminal and the app never waits on storage in its event loop.
 Per tick the feed reads only what stays cheap at a million orders: the open
 orders' counts (a partial index), one window of rows, stock levels, and the
 events committed since the last tick. Terminal totals are counted once, then
-advanced by the terminal events in the tail.
+advanced by the terminal events in the tail. The webhook figures (indexed
+counts per endpoint) are read once a second at most.
 
 The store is a :class:`~realorders.config.Config`, so the same feed watches a
 SQLite file or the distributed mode (Kafka + Redis): it opens
@@ -16,6 +17,7 @@ SQLite file or the distributed mode (Kafka + Redis): it opens
 
 from __future__ import annotations
 
+import math
 import shlex
 import time
 from collections import deque
@@ -28,6 +30,7 @@ from realorders.domain import TERMINAL, OrderState, Status, moving
 from realorders.engine.ports import EngineInfo, percentile
 from realorders.engine.resilience import outage_reason
 from realorders.errors import RealordersError, ServiceUnavailableError, UsageError
+from realorders.webhooks import WebhookFigures
 
 from .frame import (
     DEFAULT_STUCK_AFTER,
@@ -60,6 +63,9 @@ _TAIL_PAGE = 10_000
 _LATENCY_SAMPLE = 400
 _LATENCY_WINDOW = 60.0
 _RATE_WINDOW = 3.0
+#: seconds between two reads of the webhook figures: a backlog need not be fresher, and
+#: on SQLite each count walks the endpoint's pending (or failed) index entries
+_WEBHOOKS_EVERY = 1.0
 
 
 def _row(state: OrderState) -> OrderRow:
@@ -148,11 +154,14 @@ class Feed:
         # seconds before the feed started show as 0: the time axis stays fixed
         self._history: deque[float] = deque([0.0] * history, maxlen=history)
         self._second: tuple[int, int] | None = None  # (whole second, finished at its start)
+        self._webhooks: tuple[WebhookFigures, ...] = ()
+        self._webhooks_at = -math.inf  # when they were read
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self._webhooks_at = -math.inf  # whatever opens next is read at once
 
     def client(self) -> Client:
         """The open store, for actions (cancel, restock) taken from the dashboard."""
@@ -222,6 +231,9 @@ class Feed:
             levels = tuple(backend.orders.levels())
             stuck, stuck_more = self._stuck(client, now, info)
             newest = backend.events.tail(self._cursor - 1, 1) if self._cursor else []
+            if not now - _WEBHOOKS_EVERY < self._webhooks_at <= now:
+                self._webhooks = tuple(client.webhook_figures())
+                self._webhooks_at = now
         self._rates.append((now, self._cursor, self._finished))
         while len(self._rates) > 2 and now - self._rates[1][0] >= _RATE_WINDOW:
             self._rates.popleft()
@@ -260,6 +272,7 @@ class Feed:
             newest_event_at=newest[0][1].at if newest else None,
             engines=(1 if running else 0) if engines is None else engines,
             cli=self.cli,
+            webhooks=self._webhooks,
         )
 
     def _advance(self, client: Client) -> None:

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from realorders.domain import TERMINAL, Status
 from realorders.engine.ports import StockLevel
+from realorders.webhooks import WebhookFigures
 
 __all__ = [
     "DEFAULT_STUCK_AFTER",
@@ -137,6 +138,7 @@ class Frame:
     #: store is the file ``store`` and commands take ``--db``
     cli: str | None = None
     missing: bool = False  # the services answer but hold no store yet: `init` creates it
+    webhooks: tuple[WebhookFigures, ...] = ()  # every endpoint, oldest first
 
     @property
     def in_flight(self) -> int:

@@ -25,7 +25,7 @@ KEYS = (
     ("c", "cancel the selected order (asks first)"),
     ("r", "restock the selected product (Inventory tab)"),
     ("s / S", "sort orders by the next column / reverse the sort"),
-    ("1 2 3", "Orders, Stuck and Inventory tabs"),
+    ("1 2 3 4", "Orders, Stuck, Inventory and Webhooks tabs"),
     ("p", "pause or resume live updates"),
     ("t", "switch theme"),
     ("ctrl+p", "command palette"),

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Sparkline, Static
 from realorders.domain import Status
 from realorders.engine.ports import StockLevel
 from realorders.ui.style import STATUS_STYLE, status_text
+from realorders.webhooks import WebhookFigures, events_text
 
 from .feed import EngineState, Frame, OrderRow, StuckOrder
 
@@ -23,6 +24,7 @@ __all__ = [
     "inventory_cells",
     "order_cells",
     "stuck_cells",
+    "webhook_cells",
 ]
 
 #: available units at or below which a product counts as running out
@@ -35,6 +37,9 @@ _ENGINE_STYLE = {
 }
 _FLOW = (Status.PENDING, Status.RESERVED, Status.PACKED, Status.SHIPPED, Status.DELIVERED)
 _ASIDE = (Status.BACKORDERED, Status.REJECTED, Status.CANCELLED)
+#: a URL may be 2,000 characters long, a disabled reason 500: the table shows their start
+_URL_WIDTH = 48
+_STATE_WIDTH = 40
 
 
 def age(seconds: float) -> str:
@@ -200,6 +205,25 @@ def inventory_cells(level: StockLevel) -> tuple[str | Text, ...]:
         _right(f"{level.reserved:,}"),
         _right(f"{level.available:,}", style),
         _right(f"{level.backordered:,}", "bold red" if level.backordered else "dim"),
+    )
+
+
+def webhook_cells(figure: WebhookFigures) -> tuple[str | Text, ...]:
+    """A failing endpoint (deliveries given up on, or disabled) shows in red."""
+    endpoint = figure.endpoint
+    url = Text(endpoint.url, style="bold red" if figure.failing else "", no_wrap=True)
+    url.truncate(_URL_WIDTH, overflow="ellipsis")
+    state = Text("enabled", style="green")
+    if not endpoint.enabled:
+        state = Text(f"disabled: {endpoint.disabled_reason or '-'}", style="red", no_wrap=True)
+        state.truncate(_STATE_WIDTH, overflow="ellipsis")
+    return (
+        endpoint.endpoint_id,  # the row key, plain (LiveTable sorts by it)
+        _right(f"{figure.backlog:,}", "bold" if figure.backlog else "dim"),
+        _right(f"{figure.failed:,}", "bold red" if figure.failed else "dim"),
+        state,
+        events_text(endpoint.events),
+        url,
     )
 
 

@@ -42,6 +42,8 @@ from waiting import cpu_ticks, wait_for
 
 from realorders import Client
 from realorders.config import load_config
+from realorders.deliveries import DeliveryStatus
+from realorders.delivery import new_delivery
 from realorders.tokens import Scope
 
 from .conftest import csv_rows, error_lines, fails, ndjson, ok
@@ -88,7 +90,14 @@ TABLE: dict[str, dict[str, str | None]] = {
     },
     "init": {"--inventory": None, "--help": "-h"},
     "dashboard": {"--refresh": None, "--stuck-after": None, "--rows": None, "--help": "-h"},
-    "run": {"--until-idle": None, "--delays": None, "--batch-size": None, "--help": "-h"},
+    "run": {
+        "--until-idle": None,
+        "--delays": None,
+        "--batch-size": None,
+        "--notify": None,
+        "--help": "-h",
+    },
+    "notify": {"--time-scale": None, "--concurrency": None, "--timeout": None, "--help": "-h"},
     "demo": {"--path": None, "--speed": None, "--dashboard": None, "--serve": None, "--help": "-h"},
     "serve": {
         "--host": None,
@@ -104,6 +113,7 @@ TABLE: dict[str, dict[str, str | None]] = {
         "--keyfile": None,
         "--access-log": None,
         "--no-access-log": None,
+        "--notify": None,
         "--help": "-h",
     },
     "submit": {
@@ -185,6 +195,14 @@ TABLE: dict[str, dict[str, str | None]] = {
     "webhooks enable": {"--help": "-h"},
     "webhooks remove": {"--help": "-h"},
     "webhooks rotate-secret": {"--grace": None, "--help": "-h"},
+    "webhooks deliveries": {
+        "--failed": None,
+        "--order": None,
+        "--limit": "-n",
+        "--format": None,
+        "--help": "-h",
+    },
+    "webhooks replay": {"--since": None, "--order": None, "--failed": None, "--help": "-h"},
 }
 GROUPS = frozenset({"products", "inventory", "config", "dlq", "tokens", "webhooks"})
 #: global options that take no value
@@ -227,7 +245,9 @@ FAMILIES: dict[str, frozenset[str]] = {
             "webhooks rotate-secret",
         }
     ),
+    "test_webhook_deliveries": frozenset({"webhooks deliveries", "webhooks replay"}),
     "test_serve": frozenset({"serve"}),
+    "test_notify": frozenset({"notify"}),
 }
 
 # A catalogue whose stock levels the expected statuses rely on (examples/ may change).
@@ -1019,8 +1039,13 @@ def test_engine(store: Store) -> None:
         ok(store, "submit", "-c", "ada", "-i", f"{product}=1", "--id", order_id)
     refused(store, "run", "--delays", "pack=soon", needs="--delays")
     refused(store, "run", "--batch-size", "0", needs="--batch-size")
-    idle = ok(store, "run", "--until-idle", "--delays", ZERO_DELAYS, "--batch-size", "1")
+    idle = ok(
+        store, "run", "--until-idle", "--delays", ZERO_DELAYS, "--batch-size", "1", "--notify"
+    )
     assert "3 commands waiting" in idle.stderr, idle.stderr
+    # --notify: a deliverer beside the engine (no endpoint here: it sends nothing)
+    assert "notify delivering webhooks in this process" in idle.stderr, idle.stderr
+    assert "notify stopped: 0 delivered" in idle.stderr, idle.stderr
     assert re.search(r"3 commands, 12 events, 2 orders finished", idle.stderr), idle.stderr
     assert [store.status(i) for i in ("R-1", "R-2", "R-3")] == [
         "delivered",
@@ -1173,6 +1198,49 @@ def test_tracking(store: Store) -> None:
     store.assert_covered("test_tracking")
 
 
+def test_stats_webhooks(store: Store) -> None:
+    """``stats`` sums the webhook endpoints and their deliveries (the outbox's counts on
+    either backend): silent about webhooks until an endpoint exists, then one line, and
+    ``webhooks`` in ``--json`` beside the keys it always had. Totals only: no id, no URL."""
+    store.init()
+    keys = [
+        "orders", "by_status", "in_flight", "finished", "throughput", "latency_seconds",
+        "backlog", "engine", "webhooks",
+    ]  # fmt: skip
+    none = store.json("stats", "--json")
+    assert list(none) == keys
+    assert none["webhooks"] == dict.fromkeys(
+        ("endpoints", "enabled", "disabled", "backlog", "failed", "failing"), 0
+    )
+    assert "webhooks" not in ok(store, "stats").stdout
+
+    crm = store.json("webhooks", "add", "https://crm.example/in?key=k1", "--json")["endpoint_id"]
+    gone = store.json("webhooks", "add", "http://127.0.0.1:9/in", "--json")["endpoint_id"]
+    # what the deliverer would leave: crm owes 3; gone owes 1 and gave 1 up (then a 410)
+    settings = {f"REALORDERS_{k.upper()}": v for k, v in option_values(store.options).items()}
+    with Client(config=load_config({}, settings)) as client:
+        now = time.time()
+        owed = [new_delivery(crm, f"W-{n}", 1, n, now) for n in (1, 2, 3)]
+        owed += [new_delivery(gone, "W-9", seq, 10 + seq, now) for seq in (1, 2)]
+        assert client.backend.deliveries.enqueue(owed, 20) == 5
+        assert client.backend.deliveries.record(
+            gone, "W-9", 1, status=DeliveryStatus.FAILED, attempts=1, next_at=None,
+            last_code=410, last_error=None, last_latency_ms=1.0, response_excerpt=None, at=now,
+        )  # fmt: skip
+    ok(store, "webhooks", "disable", gone, "--reason", "410 Gone from the receiver")
+
+    stats = store.json("stats", "--json")
+    assert list(stats) == keys
+    assert stats["webhooks"] == {
+        "endpoints": 2, "enabled": 1, "disabled": 1, "backlog": 4, "failed": 1, "failing": 1,
+    }  # fmt: skip
+    table = ok(store, "stats").stdout
+    line = "webhooks    2 endpoints (1 enabled, 1 disabled); 4 deliveries pending, 1 failed"
+    assert line in table, table
+    for secret in (crm, gone, "crm.example", "key=k1"):
+        assert secret not in table, table
+
+
 # -- dlq -----------------------------------------------------------------------------------
 
 
@@ -1309,7 +1377,7 @@ def test_serve(store: Store, tmp_path: Path) -> None:
     server, url = store.serve(
         "--host", "127.0.0.1", "--port", "0", "--workers", "2", "--max-body", "4096",
         "--max-backlog", "0", "--heartbeat", "0.5", "--client-timeout", "5", "--no-access-log",
-        "--stream-buffer", "100",
+        "--stream-buffer", "100", "--notify",
     )  # fmt: skip
     order = {"customer_id": "ada", "items": [{"product_id": "KB-01", "quantity": 1}]}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
@@ -1327,6 +1395,7 @@ def test_serve(store: Store, tmp_path: Path) -> None:
             assert next(line for line in stream.iter_lines() if line == ": keepalive")
     assert server.stop()[0] == 0
     assert "rid=" not in server.output()  # --no-access-log
+    assert "notify stopped: 0 delivered" in server.output()  # --notify, with no endpoint
     authority = trustme.CA()
     cert = authority.issue_cert("127.0.0.1")
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
@@ -1350,6 +1419,62 @@ def test_serve(store: Store, tmp_path: Path) -> None:
 # -- tokens ------------------------------------------------------------------------------
 
 TOKEN = re.compile(r"ro_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+
+
+def test_notify(store: Store) -> None:
+    """``notify`` in the background delivers every event to a real receiver that checks each
+    signature; SIGTERM stops it with exit 0 and a summary."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from standardwebhooks.webhooks import Webhook
+
+    refused(store, "notify", "--concurrency", "0", needs="--concurrency")
+    store.init()
+    received: dict[str, tuple[str, int]] = {}
+    secret: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                data = Webhook(secret[0]).verify(body, headers)["data"]
+            except Exception:
+                self.send_response(400)
+            else:
+                received[headers["webhook-id"]] = (data["order_id"], data["seq"])
+                self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+        secret.append(store.json("webhooks", "add", url, "--json")["secret"])
+        notifier = store.background(
+            "notify", "notify", "--time-scale", "0.001", "--concurrency", "4", "--timeout", "5"
+        )
+        for order_id in ("W-1", "W-2", "W-3"):
+            ok(store, "submit", "-c", "ada", "-i", "KB-01=1", "--id", order_id)
+        ok(store, "run", "--until-idle", "--delays", ZERO_DELAYS)
+        expected = 15  # three orders: pending, reserved, packed, shipped, delivered
+        poll(lambda: len(received), lambda n: n >= expected, what="the webhooks")
+        assert sorted(received.values()) == [
+            (o, s) for o in ("W-1", "W-2", "W-3") for s in range(1, 6)
+        ], received
+        code, log = notifier.stop()
+        assert "Traceback" not in log, log
+        assert code == 0, log
+        assert "notify stopped: 15 delivered" in log, log
+    finally:
+        server.shutdown()
+        server.server_close()
+    store.assert_covered("test_notify")
 
 
 def test_tokens(store: Store) -> None:
@@ -1544,6 +1669,120 @@ def test_webhooks(store: Store) -> None:
         crm_id
     ]
     store.assert_covered("test_webhooks")
+
+
+def test_webhook_deliveries(store: Store) -> None:
+    """Operators see each delivery of the outbox in the store (attempts, status code or error,
+    latency, next try, the answer's start) and replay settled ones; an unknown endpoint and a
+    bad --since are one line each. The outbox is filled through the store's Client, as
+    ``notify`` fills it (test_notify runs the deliverer itself)."""
+    from datetime import UTC, datetime
+
+    from realorders.deliveries import DeliveryStatus
+    from realorders.delivery import new_delivery
+
+    fails(store, "webhooks", "deliveries")  # no store yet: one line, exit 1
+    store.init()
+    crm = store.json("webhooks", "add", "https://crm.example/in", "--json")["endpoint_id"]
+    ops = store.json("webhooks", "add", "http://127.0.0.1:9/ops", "--json")["endpoint_id"]
+    empty = ok(store, "webhooks", "deliveries")
+    assert (empty.stdout, error_lines(empty.stderr)) == ("", ["no deliveries"]), empty
+    assert store.json("webhooks", "deliveries", crm, "--format", "json") == []
+
+    now = time.time()
+    settings = {f"REALORDERS_{k.upper()}": v for k, v in option_values(store.options).items()}
+    with Client(config=load_config({}, settings)) as client:
+        outbox = client.backend.deliveries
+        rows = {
+            "delivered": new_delivery(crm, "W-1", 1, 1, now - 7200),
+            "failed": new_delivery(crm, "W-1", 2, 2, now - 7100),
+            "waiting": new_delivery(crm, "W-1", 3, 3, now - 7000),  # behind W-1/2: due now
+            "recent": new_delivery(crm, "W-2", 1, 4, now - 60),
+            "retry": new_delivery(crm, "W-3", 1, 5, now - 40),
+            "gone": new_delivery(ops, "W-1", 1, 1, now - 7200),
+        }
+        assert outbox.enqueue(list(rows.values()), 5) == 6
+        outcomes: list[tuple[str, DeliveryStatus, dict[str, Any]]] = [
+            ("delivered", DeliveryStatus.DELIVERED, {"last_code": 204, "at": now - 7190}),
+            ("failed", DeliveryStatus.FAILED, {"last_code": 500, "at": now - 30}),
+            ("recent", DeliveryStatus.DELIVERED, {"last_code": 200, "at": now - 50}),
+            ("gone", DeliveryStatus.FAILED, {"last_code": 410, "at": now - 10}),
+            (
+                "retry",
+                DeliveryStatus.PENDING,
+                {"next_at": now + 600, "last_error": "connection refused", "at": now - 20},
+            ),
+        ]
+        for name, status, outcome in outcomes:
+            d = rows[name]
+            answered = "last_code" in outcome
+            assert outbox.record(
+                d.endpoint_id, d.order_id, d.seq, status=status, attempts=2,
+                next_at=outcome.get("next_at"), last_code=outcome.get("last_code"),
+                last_error=outcome.get("last_error"),
+                last_latency_ms=12.4 if answered else None,
+                response_excerpt='{"error": "boom",\n "detail": "' + "x" * 150 + '"}'
+                if name == "failed" else None,
+                at=outcome["at"],
+            )  # fmt: skip
+
+    # newest change first, across endpoints; filters combine; --limit / -n
+    every = store.json("webhooks", "deliveries", "--format", "json")
+    assert [(d["endpoint_id"], d["order_id"], d["seq"]) for d in every] == [
+        (ops, "W-1", 1), (crm, "W-3", 1), (crm, "W-1", 2), (crm, "W-2", 1), (crm, "W-1", 3),
+        (crm, "W-1", 1),
+    ]  # fmt: skip
+    assert every[2]["msg_id"] == rows["failed"].msg_id
+    assert (every[2]["status"], every[2]["last_code"], every[2]["attempts"]) == ("failed", 500, 2)
+    assert every[2]["response_excerpt"].startswith('{"error": "boom",\n')
+    failed = store.json("webhooks", "deliveries", crm, "--failed", "--format", "json")
+    assert [(d["order_id"], d["seq"]) for d in failed] == [("W-1", 2)]
+    on_w1 = store.json("webhooks", "deliveries", "--order", "W-1", "-n", "2", "--format", "json")
+    assert [(d["endpoint_id"], d["seq"]) for d in on_w1] == [(ops, 1), (crm, 2)]
+    assert len(store.json("webhooks", "deliveries", "--limit", "3", "--format", "json")) == 3
+    assert store.json("webhooks", "deliveries", "--order", "W-9", "--format", "json") == []
+
+    # the table: one line each (the answer cut, its newline gone), failed and next try shown
+    table = ok(store, "webhooks", "deliveries", crm, "--limit", "5").stdout
+    cells = [re.split(r"\s*│\s*", line.strip()) for line in table.splitlines()[2:]]
+    assert [row[1:3] for row in cells] == [["W-3", "1"], ["W-1", "2"], ["W-2", "1"], ["W-1", "3"],
+                                          ["W-1", "1"]], table  # fmt: skip
+    assert cells[1][3:9] == [rows["failed"].msg_id, "failed", "2", "500", "12 ms", "-"], table
+    assert cells[1][9].startswith('{"error": "boom", "detail": "xxx'), table  # one line
+    assert cells[1][9].endswith("…"), table  # cut
+    assert cells[0][4:8] == ["pending", "2", "connection refused", "-"], table
+    assert re.fullmatch(r"in (9m \d+s|10m)", cells[0][8]), table
+    assert cells[3][4:9] == ["pending", "0", "-", "-", "due now"], table
+    assert "ENDPOINT" not in table.splitlines()[0], table  # one endpoint asked: no column
+    assert crm in ok(store, "webhooks", "deliveries", "--failed").stdout
+    unknown = fails(store, "webhooks", "deliveries", "we_000000000000")
+    assert "no webhook endpoint 'we_000000000000'" in unknown.stderr
+    refused(store, "webhooks", "deliveries", "--limit", "0", needs="--limit")
+
+    # replay: settled ones only, as filtered; pending ones (a retry, a waiting event) stay
+    def replay(*args: str) -> str:
+        line: str = ok(store, "webhooks", "replay", *args).stdout.strip()
+        return line
+
+    assert replay(crm, "--failed") == f"1 delivery of {crm} requeued"
+    assert replay(crm, "--since", "30m") == f"1 delivery of {crm} requeued"  # W-2
+    assert replay(crm, "--order", "W-1", "--failed") == f"0 deliveries of {crm} requeued"
+    assert replay(crm) == f"1 delivery of {crm} requeued"  # W-1/1, the last settled one
+    again = store.json("webhooks", "deliveries", crm, "--format", "json")
+    assert {d["status"] for d in again} == {"pending"}, again
+    assert {d["attempts"] for d in again if d["order_id"] != "W-3"} == {0}, again
+    ok(store, "webhooks", "disable", ops)
+    before = datetime.fromtimestamp(now - 7300, UTC).isoformat()
+    later = datetime.fromtimestamp(now - 7100, UTC).isoformat().replace("+00:00", "Z")
+    assert replay(ops, "--since", later) == f"0 deliveries of {ops} requeued"
+    assert replay(ops, "--since", before, "--order", "W-1", "--failed") == (
+        f"1 delivery of {ops} requeued; the endpoint is disabled: they go out once it is enabled"
+    )
+    refused(store, "webhooks", "replay", crm, "--since", "yesterday", needs="--since")
+    refused(store, "webhooks", "replay", crm, "--since", "90", needs="--since")
+    refused(store, "webhooks", "replay", crm, "--since", "2999-01-01", needs="future")
+    assert "no webhook endpoint" in fails(store, "webhooks", "replay", "we_000000000000").stderr
+    store.assert_covered("test_webhook_deliveries")
 
 
 # -- global options and config show --------------------------------------------------------

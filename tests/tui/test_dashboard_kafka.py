@@ -39,7 +39,9 @@ from .test_dashboard_pilot import (
     LATER,
     SIZE,
     Scenario,
+    add_failing_webhooks,
     cell,
+    check_webhooks_tab,
     kpi,
     notes,
     select,
@@ -308,6 +310,20 @@ def test_cancel_and_restock_wake_a_backorder(
         )
         await wait_statuses(pilot, app, {waiting: ("reserved", "packed", "shipped")})
         assert table(app, "inventory").has_focus
+
+    drive(app, scenario)
+
+
+def test_webhooks_tab_shows_backlog_and_failing_endpoints(shop: Config) -> None:
+    """The same tab as on SQLite, its figures read from Redis's outbox indexes."""
+    app = dashboard(shop)
+
+    def add() -> tuple[str, str]:
+        with Client(config=shop, create=False) as client:
+            return add_failing_webhooks(client)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await check_webhooks_tab(pilot, app, add, idle_timeout=TIMEOUT)
 
     drive(app, scenario)
 

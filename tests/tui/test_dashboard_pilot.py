@@ -29,6 +29,8 @@ from textual.widgets import Input, Static, TabbedContent
 from waiting import Patience
 
 from realorders import Client, LineItem
+from realorders.deliveries import DeliveryStatus
+from realorders.delivery import new_delivery
 from realorders.domain import Status
 from realorders.engine.ports import StockLevel
 from realorders.tui.app import DashboardApp
@@ -923,6 +925,86 @@ def test_clicking_a_column_header_sorts_by_it(shop_db: Path) -> None:
         assert shown(app) == sorted(ids.values())
         await pilot.pause(0.3)  # and it holds across refreshes
         assert shown(app) == sorted(ids.values())
+
+    drive(app, scenario)
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+GONE = "410 Gone from the receiver"
+
+
+def add_failing_webhooks(client: Client) -> tuple[str, str]:
+    """Two endpoints, as the deliverer would leave them without running it: ``crm`` owes
+    three deliveries; ``gone`` owes one, gave one up and was disabled by a 410."""
+    crm = client.add_webhook("https://crm.example/hooks")[0].endpoint_id
+    gone = client.add_webhook("http://10.0.4.17:8080/in", "shipped,delivered")[0].endpoint_id
+    now = time.time()
+    owed = [new_delivery(crm, f"ORD-{n}", 1, n, now) for n in (1, 2, 3)]
+    owed += [new_delivery(gone, "ORD-1", s, 10 + s, now) for s in (4, 5)]
+    outbox = client.backend.deliveries
+    assert outbox.enqueue(owed, 20) == 5
+    assert outbox.record(
+        gone, "ORD-1", 4, status=DeliveryStatus.FAILED, attempts=1, next_at=None,
+        last_code=410, last_error=None, last_latency_ms=2.0, response_excerpt=None, at=now,
+    )  # fmt: skip
+    client.disable_webhook(gone, GONE)
+    return crm, gone
+
+
+async def check_webhooks_tab(
+    pilot: Pilot[Any],
+    app: DashboardApp,
+    add: Callable[[], tuple[str, str]],
+    idle_timeout: float = TIMEOUT,
+) -> None:
+    """The tab on an empty registry, then on :func:`add_failing_webhooks`'s endpoints."""
+    await until(pilot, lambda: app.frame is not None, "a frame", idle_timeout)
+    assert app.frame is not None
+    assert app.frame.problem is None, app.frame.problem
+    await pilot.press("4")
+    tabs = app.query_one(TabbedContent)
+    assert tabs.active == "webhooks"
+    assert table(app, "webhooks").has_focus
+    assert shown(app, "webhooks") == []
+    assert str(tabs.get_tab("webhooks").label) == "Webhooks"
+
+    crm, gone = add()
+    await until(
+        pilot, lambda: shown(app, "webhooks") == [crm, gone], "both endpoints", idle_timeout
+    )
+
+    def row(key: str) -> dict[str, str]:
+        columns = ("backlog", "failed", "state", "events", "url")
+        return {c: cell(app, key, c, "webhooks") for c in columns}
+
+    assert row(crm) == {
+        "backlog": "3", "failed": "0", "state": "enabled", "events": "all",
+        "url": "https://crm.example/hooks",
+    }  # fmt: skip
+    assert row(gone) == {
+        "backlog": "1", "failed": "1", "state": f"disabled: {GONE}",
+        "events": "shipped,delivered", "url": "http://10.0.4.17:8080/in",
+    }  # fmt: skip
+
+    def url_style(key: str) -> str:
+        url = table(app, "webhooks").get_cell(key, "url")
+        return str(url.style) if isinstance(url, Text) else ""
+
+    assert "red" in url_style(gone)  # the failing one in red
+    assert "red" not in url_style(crm)
+    assert str(tabs.get_tab("webhooks").label) == "Webhooks (1 failing)"
+
+
+def test_webhooks_tab_shows_backlog_and_failing_endpoints(shop_db: Path) -> None:
+    app = dashboard(shop_db)
+
+    def add() -> tuple[str, str]:
+        with Client(shop_db, create=False) as client:
+            return add_failing_webhooks(client)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await check_webhooks_tab(pilot, app, add)
 
     drive(app, scenario)
 

@@ -35,6 +35,7 @@ from realorders.tui.feed import (
     ViewFilter,
 )
 from realorders.tui.screens import OrderDetailScreen
+from realorders.webhooks import WebhookEndpoint, WebhookFigures
 
 NOW = 1_764_000_000.0  # 2025-11-24 16:00:00 UTC
 STORE = "/srv/shop/realorders.db"
@@ -183,6 +184,44 @@ def stopped_frame() -> Frame:
     )
 
 
+#: (id, url, events, disabled reason, backlog, failed): healthy, failing, disabled by a 410
+WEBHOOKS: list[tuple[str, str, frozenset[Status] | None, str | None, int, int]] = [
+    ("we_3f9a0c1d2e4b", "https://crm.example/hooks/realorders", None, None, 42, 0),
+    (
+        "we_8b1e77a0c5d2",
+        "https://warehouse.example/api/v2/webhooks/orders?source=realorders&region=eu-west-1",
+        frozenset({S.SHIPPED, S.DELIVERED}),
+        None,
+        1_207,
+        3,
+    ),
+    ("we_c04d19e6f7a8", "http://10.0.4.17:8080/in", None, "410 Gone from the receiver", 0, 12),
+]
+
+
+def webhooks_frame() -> Frame:
+    """The shop with three endpoints: one keeping up, one failing, one disabled."""
+    figures = tuple(
+        WebhookFigures(
+            WebhookEndpoint(
+                endpoint_id=eid,
+                url=url,
+                events=events,
+                customer_id=None,
+                description=None,
+                enabled=reason is None,
+                disabled_reason=reason,
+                created_at=NOW - 86_400 + index,
+                updated_at=NOW - 3_600,
+            ),
+            backlog=backlog,
+            failed=failed,
+        )
+        for index, (eid, url, events, reason, backlog, failed) in enumerate(WEBHOOKS)
+    )
+    return dataclasses.replace(shop_frame(), webhooks=figures)
+
+
 def empty_frame() -> Frame:
     problem = f"no database at {STORE} yet — create it with `realorders init`"
     return Frame(NOW, STORE, EngineState.UNREACHABLE, problem=problem)
@@ -306,6 +345,13 @@ def test_stuck_tab(snap_compare: Any, size: tuple[int, int]) -> None:
 def test_inventory_tab(snap_compare: Any, size: tuple[int, int]) -> None:
     app, source = dashboard(shop_frame())
     assert snap_compare(app, press=["3"], terminal_size=size, run_before=shown(source))
+
+
+@SIZES
+def test_webhooks_tab(snap_compare: Any, size: tuple[int, int]) -> None:
+    """Endpoints, their backlog and failures; the failing and the disabled one in red."""
+    app, source = dashboard(webhooks_frame())
+    assert snap_compare(app, press=["4"], terminal_size=size, run_before=shown(source))
 
 
 @SIZES

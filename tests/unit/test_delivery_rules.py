@@ -8,18 +8,17 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from realorders.deliveries import DeliveryStatus
 from realorders.delivery import (
     RETRY_DELAYS,
     Attempt,
     Next,
-    OrderedQueue,
     classify,
     encode,
     message,
+    outcome,
     retry_delay,
     sign,
     wants,
@@ -157,50 +156,24 @@ def test_retry_after_is_honoured_on_429_and_503_only() -> None:
     assert garbage <= 6.0
 
 
-def test_the_queue_holds_an_order_back_until_its_last_event_settles() -> None:
-    queue: OrderedQueue[str, int] = OrderedQueue()
-    queue.extend([("a", 1), ("b", 1), ("a", 2)])
-    assert queue.take() == ("a", 1)
-    assert queue.take() == ("b", 1)
-    assert queue.take() is None  # a's second waits for its first
-    assert queue.in_flight == 2
-    queue.settle("a")
-    assert queue.take() == ("a", 2)
-    queue.settle("a")
-    queue.settle("b")
-    assert queue.take() is None
-    assert len(queue) == 0
-
-
-@given(
-    st.lists(st.tuples(st.sampled_from("abcd"), st.integers()), max_size=60),
-    st.randoms(use_true_random=False),
-)
-def test_every_item_comes_out_once_in_order_per_key_one_in_flight_each(
-    pairs: list[tuple[str, int]], rnd: random.Random
-) -> None:
-    queue: OrderedQueue[str, tuple[int, int]] = OrderedQueue()
-    numbered = [(key, (i, value)) for i, (key, value) in enumerate(pairs)]
-    half = len(numbered) // 2
-    queue.extend(numbered[:half])
-    out: list[tuple[str, tuple[int, int]]] = []
-    flying: list[str] = []
-    late = numbered[half:]
-    while True:
-        if late and rnd.random() < 0.3:
-            queue.add(*late.pop(0))  # more arrive while some are in flight
-        taken = queue.take()
-        if taken is not None:
-            assert taken[0] not in flying  # one in flight per key
-            flying.append(taken[0])
-            out.append(taken)
-        elif flying:
-            queue.settle(flying.pop(rnd.randrange(len(flying))))
-        elif late:
-            queue.add(*late.pop(0))
-        else:
-            break
-    assert sorted(out, key=lambda kv: kv[1][0]) == numbered  # each once
-    for key in "abcd":
-        mine = [item[0] for k, item in out if k == key]
-        assert mine == sorted(mine)  # in arrival order per key
+def test_the_outcome_of_an_attempt_is_what_the_store_keeps() -> None:
+    rng = random.Random(3)
+    done = outcome(0, Attempt(204), now=100.0, rng=rng)
+    assert (done.status, done.next_at) == (DeliveryStatus.DELIVERED, None)
+    gone = outcome(0, Attempt(410), now=100.0, rng=rng)
+    assert (gone.status, gone.next_at) == (DeliveryStatus.FAILED, None)
+    assert gone.attempt == Attempt(410, "410 Gone: the endpoint was disabled")
+    retry = outcome(0, Attempt(None, "timeout after 15 s"), now=100.0, rng=rng)
+    assert retry.status is DeliveryStatus.PENDING
+    assert retry.next_at is not None
+    assert 104.0 <= retry.next_at <= 106.0
+    assert retry.attempt.error == "timeout after 15 s"
+    scaled = outcome(1, Attempt(500), now=100.0, time_scale=0.01, rng=rng)
+    assert scaled.next_at is not None
+    assert 102.4 <= scaled.next_at <= 103.6
+    spent = outcome(len(RETRY_DELAYS), Attempt(500), now=100.0, rng=rng)
+    assert (spent.status, spent.next_at, spent.attempt) == (
+        DeliveryStatus.FAILED,
+        None,
+        Attempt(500),
+    )

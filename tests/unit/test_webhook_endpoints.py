@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import sqlite3
+import time
 from contextlib import closing
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from realorders import Client
+from realorders.delivery import new_delivery
 from realorders.domain import Status
 from realorders.engine.backends.sqlite.backend import SqliteBackend
 from realorders.engine.backends.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, connect
@@ -318,8 +320,14 @@ def test_rotation_keeps_the_old_secret_for_the_grace(client: Client) -> None:
 
 def test_remove(client: Client) -> None:
     endpoint, _ = client.add_webhook("https://a.example/")
+    other, _ = client.add_webhook("https://b.example/")
+    owed = [new_delivery(e.endpoint_id, "A", 1, 1, time.time()) for e in (endpoint, other)]
+    client.backend.deliveries.enqueue(owed, 1)
     client.remove_webhook(endpoint.endpoint_id)
-    assert client.webhooks() == []
+    assert client.webhooks() == [other]
+    # its deliveries went with it: nowhere left to send them
+    assert [d.endpoint_id for d in client.webhook_deliveries()] == [other.endpoint_id]
+    assert client.backend.deliveries.pending_count() == 1
     with pytest.raises(NotFoundError, match=endpoint.endpoint_id):
         client.remove_webhook(endpoint.endpoint_id)
 

@@ -103,8 +103,10 @@ async def metrics(services: Reader) -> Response:
     try:
         info = await services.store.call(lambda client: client.engine_info())
         running = await services.store.call(Client.engine_running)
+        figures = await services.store.call(Client.webhook_figures)
         collected.backlog.set(info.backlog)
         collected.engine_running.set(1 if running else 0)
+        collected.show_webhooks(figures)
     except Exception:  # the store is away: serve what this process knows
         collected.engine_running.set(0)
     return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)
