@@ -20,6 +20,7 @@ per order) and keeps the deliverer a loop of I/O.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import random
 from collections.abc import Sequence
@@ -113,12 +114,18 @@ def sign(secrets: Sequence[str], msg_id: str, timestamp: float, body: bytes) -> 
     """The three Standard Webhooks headers; one ``v1,`` signature per secret (rotation)."""
     at = datetime.fromtimestamp(int(timestamp), UTC)
     text = body.decode()
-    signatures = " ".join(Webhook(secret).sign(msg_id, at, text) for secret in secrets)
+    signatures = " ".join(_signer(secret).sign(msg_id, at, text) for secret in secrets)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(timestamp)),
         "webhook-signature": signatures,
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _signer(secret: str) -> Webhook:
+    """One per secret: a Webhook decodes its secret when made, not on every signature."""
+    return Webhook(secret)
 
 
 def encode(document: dict[str, Any]) -> bytes:

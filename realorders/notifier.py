@@ -54,7 +54,7 @@ from realorders.delivery import Attempt, encode, message, outcome, sign
 from realorders.notify_lease import LEASE_TTL, new_owner, take_scanning
 from realorders.outbox_scan import OrderCache, scan
 from realorders.webhook_http import Lane, open_session, post
-from realorders.webhooks import WebhookEndpoint
+from realorders.webhooks import WebhookEndpoint, WebhookSecrets
 
 __all__ = ["Notifier", "NotifierOptions", "NotifierStats"]
 
@@ -63,6 +63,7 @@ T = TypeVar("T")
 
 _NOT_YET = 1.0  # seconds before a delivery whose order's history lags is tried again
 ROUND_GAP = 0.01  # seconds at least between two rounds (a tenth of the lag asked for)
+_ENDPOINTS_TTL = 1.0  # seconds an endpoint's record and secrets are used before a new read
 STOP_GRACE = 5.0  # seconds a stopping deliverer waits for the requests on their way
 
 
@@ -71,7 +72,7 @@ class NotifierOptions:
     #: multiplies the retry delays (tests and demos: a small fraction)
     time_scale: float = 1.0
     #: requests in flight per endpoint at most
-    concurrency: int = 8
+    concurrency: int = 16
     #: seconds per request (connect, read, write)
     timeout: float = 15.0
     #: seconds between rounds when nothing wakes the loop
@@ -114,6 +115,9 @@ class Notifier:
         self._lanes: dict[str, Lane] = {}
         self._in_flight: set[tuple[str, str, int]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._endpoints_read: (
+            tuple[float, dict[str, tuple[WebhookEndpoint, WebhookSecrets]]] | None
+        ) = None
         self._outcomes: list[tuple[Recorded, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -205,7 +209,7 @@ class Notifier:
     async def _dispatch(self) -> int:
         """Claim what is due, as much as the lanes have room for, and start sending it;
         returns how many."""
-        enabled = await self._db(self._enabled)
+        enabled = await self._enabled()
         room = min(
             self.options.budget - len(self._in_flight),
             sum(self._lane(endpoint_id).room() for endpoint_id in enabled),
@@ -216,7 +220,8 @@ class Notifier:
         due = await self._db(self.client.backend.deliveries.due, now, room, hold=self._hold)
         if not due:
             return 0
-        endpoints = await self._db(self._endpoints, {d.endpoint_id for d in due})
+        now = time.time()
+        endpoints = {e: (record[0], record[1].valid(now)) for e, record in enabled.items()}
         started = 0
         for delivery in due:
             found = endpoints.get(delivery.endpoint_id)
@@ -240,17 +245,20 @@ class Notifier:
             lane = self._lanes[endpoint_id] = Lane(asyncio.Semaphore(concurrency), concurrency)
         return lane
 
-    def _enabled(self) -> list[str]:
-        return [e.endpoint_id for e in self.client.webhooks() if e.enabled]
+    async def _enabled(self) -> dict[str, tuple[WebhookEndpoint, WebhookSecrets]]:
+        """The enabled endpoints and their secrets, read at most every ``_ENDPOINTS_TTL``
+        seconds: a round is every 10 ms when busy, an edit needs not show sooner."""
+        now = time.monotonic()
+        if self._endpoints_read is None or now - self._endpoints_read[0] > _ENDPOINTS_TTL:
+            self._endpoints_read = (now, await self._db(self._read_endpoints))
+        return self._endpoints_read[1]
 
-    def _endpoints(self, ids: set[str]) -> dict[str, tuple[WebhookEndpoint, list[str]]]:
-        """The enabled endpoints among ``ids`` with the secrets to sign with now."""
-        now = time.time()
-        found: dict[str, tuple[WebhookEndpoint, list[str]]] = {}
-        for endpoint_id in ids:
-            record = self.client.backend.webhooks.get(endpoint_id)
+    def _read_endpoints(self) -> dict[str, tuple[WebhookEndpoint, WebhookSecrets]]:
+        found: dict[str, tuple[WebhookEndpoint, WebhookSecrets]] = {}
+        for endpoint in self.client.webhooks():
+            record = self.client.backend.webhooks.get(endpoint.endpoint_id)
             if record is not None and record[0].enabled:
-                found[endpoint_id] = (record[0], record[1].valid(now))
+                found[endpoint.endpoint_id] = record
         return found
 
     async def _deliver(
@@ -275,7 +283,9 @@ class Notifier:
     async def _send(self, endpoint: WebhookEndpoint, keys: list[str], delivery: Delivery) -> None:
         if endpoint.endpoint_id in self.stats.disabled:
             return  # answered 410 meanwhile: its claims end by themselves
-        view = await self._db(self._orders.get, delivery.order_id, delivery.seq)
+        view = self._orders.peek(delivery.order_id, delivery.seq) or await self._db(
+            self._orders.get, delivery.order_id, delivery.seq
+        )
         event = (
             None if view is None else next((e for e in view.events if e.seq == delivery.seq), None)
         )

@@ -50,6 +50,15 @@ class OrderCache:
             self._orders.move_to_end(order_id)
         return view
 
+    def peek(self, order_id: str, seq: int) -> OrderView | None:
+        """The cached order if its history reaches ``seq``, without touching the store or
+        the cache's order: safe from the deliverer's event loop while the store thread
+        uses the cache (one dict read)."""
+        view = self._orders.get(order_id)
+        if view is None or not view.events or view.events[-1].seq < seq:
+            return None
+        return view
+
     def forget(self, order_id: str) -> None:
         self._orders.pop(order_id, None)
 
@@ -80,5 +89,7 @@ def _wanting(
 ) -> list[WebhookEndpoint]:
     if not endpoints:
         return []
-    customer = orders.customer(event)
+    # the order's customer only when an endpoint asks for one (it may cost a read)
+    by_customer = any(e.customer_id is not None for e in endpoints)
+    customer = orders.customer(event) if by_customer else ""
     return [e for e in endpoints if wants(e, event, customer)]

@@ -28,7 +28,9 @@ def notify(
     time_scale: float = typer.Option(
         1.0, "--time-scale", min=0.0, help="Multiply the retry delays (e.g. 0.01 for a demo)."
     ),
-    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Requests per endpoint."),
+    concurrency: int = typer.Option(
+        16, "--concurrency", min=1, help="Requests at a time per endpoint, at most."
+    ),
     timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds per request."),
 ) -> None:
     """Deliver order changes to the webhook endpoints (Ctrl-C or SIGTERM stop it).

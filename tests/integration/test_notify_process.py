@@ -12,6 +12,7 @@ the default keeps the suite's time, the issue's 10,000 is run by hand (README).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,13 @@ def notify(config: Config, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
+def delivered(log: str) -> int:
+    """The count of a ``notify`` process's last line: ``notify stopped: N delivered, …``."""
+    found = re.search(r"notify stopped: ([\d,]+) delivered", log)
+    assert found is not None, log
+    return int(found[1].replace(",", ""))
+
+
 def every_event(shop: Client) -> set[tuple[str, int]]:
     return {(e.order_id, e.seq) for _, e in shop.events(0, 10 * ORDERS + 10)}
 
@@ -135,3 +143,31 @@ def test_every_event_once_in_order_through_kill_9_and_restart(
         assert repeats <= CONCURRENCY, repeats  # at most the requests on their way at the kill
         assert shop.backend.deliveries.pending_count() == 0
         assert shop.backend.deliveries.failed_count() == 0
+
+
+def test_two_notify_processes_share_the_work_without_a_repeat(
+    shop: Client, config: Config, tmp_path: Path
+) -> None:
+    with receiving(Receiver(delay=0.002)) as receiver:
+        _, secret = shop.add_webhook(receiver.url)
+        receiver.secrets.append(secret)
+        orders = [Order(f"T-{i}", f"c{i % 9}", (LineItem("KB-01", 1),)) for i in range(ORDERS)]
+        shop.submit_many(orders)
+        shop.run(until_idle=True, delays=Delays(), handle_signals=False)
+        expected = every_event(shop)
+        deliverers = [notify(config, tmp_path), notify(config, tmp_path)]
+        try:
+            wait_for(
+                lambda: len(receiver.unique()),
+                lambda n: n >= len(expected),
+                what="every event",
+            )
+        finally:
+            for proc in deliverers:
+                proc.send_signal(signal.SIGTERM)
+            logs = [proc.communicate(timeout=30)[1] for proc in deliverers]
+        assert [proc.returncode for proc in deliverers] == [0, 0], logs
+        sent = [delivered(log) for log in logs]
+        assert all(count > 0 for count in sent), (sent, logs)  # both took a share
+        assert sum(sent) == len(expected)  # and no event went out twice
+        assert check_arrivals(receiver, expected) == 0

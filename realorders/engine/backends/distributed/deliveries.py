@@ -173,24 +173,24 @@ class RedisDeliveries:
             *(endpoint_id, order_id, seq, status, attempts, next_at, last_code, last_error),
             *(last_latency_ms, response_excerpt, at),
         )
-        return bool(self._record(args=self._record_args(outcome)) == 1)
+        return self.record_many([outcome]) == 1
 
     def record_many(self, outcomes: Sequence[Recorded]) -> int:
-        """One script call per outcome (each atomic), sent in one pipeline."""
-        calls = [self._record_args(o) for o in outcomes]  # checked before anything is sent
-        if not calls:
-            return 0
-        pipe = self._r.pipeline(transaction=False)
-        for args in calls:
-            self._record(args=args, client=pipe)
-        return sum(1 for done in pipe.execute() if done == 1)
+        """One script call (atomic) per chunk of :data:`_PAGE` outcomes."""
+        fields = [self._record_fields(o) for o in outcomes]  # checked before anything is sent
+        known = 0
+        for start in range(0, len(fields), _PAGE):
+            args: list[str | int] = [self._p]
+            for one in fields[start : start + _PAGE]:
+                args += one
+            known += int(self._record(args=args))
+        return known
 
-    def _record_args(self, o: Recorded) -> list[str | int]:
+    def _record_fields(self, o: Recorded) -> list[str | int]:
         status, next_at, last_error, response_excerpt = checked_outcome(
             o.status, o.next_at, o.last_error, o.response_excerpt
         )
         return [
-            self._p,
             _key(o.endpoint_id, o.order_id, o.seq),
             o.endpoint_id,
             f"{o.endpoint_id}\0{o.order_id}",

@@ -115,37 +115,42 @@ return out
 """
 )
 
-#: ARGV: prefix, key, endpoint, group, seq, status, attempts, next_at, at, then last_code,
-#: last_error, last_latency_ms, response_excerpt ('' for none, else '=' and the value).
-#: 1 recorded, 0 unknown delivery.
+#: ARGV: prefix, then per outcome: key, endpoint, group, seq, status, attempts, next_at, at,
+#: last_code, last_error, last_latency_ms, response_excerpt (next_at and the last four ''
+#: for none, else '=' and the value). Returns how many were known (the others: unknown).
 RECORD = (
     HELPERS
     + r"""
-local K, E, G, seq, status, at = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[9]
-local d = dkey(K)
-local before = redis.call('HGET', d, 'status')
-if not before then return 0 end
-local r = redis.call('HGET', d, 'r')
-redis.call('HSET', d, 'status', status, 'attempts', ARGV[7], 'updated_at', at)
-set_or_del(d, 'next_at', ARGV[8])
-set_or_del(d, 'last_code', ARGV[10])
-set_or_del(d, 'last_error', ARGV[11])
-set_or_del(d, 'last_latency_ms', ARGV[12])
-set_or_del(d, 'response_excerpt', ARGV[13])
-redis.call('ZADD', P..'dlv_ep:'..E, at, r)
-if before == 'failed' then redis.call('ZREM', P..'dlv_failed:'..E, r) end
-if status == 'failed' then redis.call('ZADD', P..'dlv_failed:'..E, at, r) end
-local old = head(G)
-if status == 'pending' and before ~= 'pending' then
-  redis.call('ZADD', P..'dlv_pend:'..G, seq, seq)
-  redis.call('HINCRBY', P..'dlv_npend', E, 1)
-elseif status ~= 'pending' and before == 'pending' then
-  redis.call('ZREM', P..'dlv_pend:'..G, seq)
-  redis.call('HINCRBY', P..'dlv_npend', E, -1)
-  unschedule(K)
+local function record(i)
+  local K, E, G, seq, status, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+7]
+  local d = dkey(K)
+  local before = redis.call('HGET', d, 'status')
+  if not before then return 0 end
+  local r = redis.call('HGET', d, 'r')
+  redis.call('HSET', d, 'status', status, 'attempts', ARGV[i+5], 'updated_at', at)
+  set_or_del(d, 'next_at', ARGV[i+6])
+  set_or_del(d, 'last_code', ARGV[i+8])
+  set_or_del(d, 'last_error', ARGV[i+9])
+  set_or_del(d, 'last_latency_ms', ARGV[i+10])
+  set_or_del(d, 'response_excerpt', ARGV[i+11])
+  redis.call('ZADD', P..'dlv_ep:'..E, at, r)
+  if before == 'failed' then redis.call('ZREM', P..'dlv_failed:'..E, r) end
+  if status == 'failed' then redis.call('ZADD', P..'dlv_failed:'..E, at, r) end
+  local old = head(G)
+  if status == 'pending' and before ~= 'pending' then
+    redis.call('ZADD', P..'dlv_pend:'..G, seq, seq)
+    redis.call('HINCRBY', P..'dlv_npend', E, 1)
+  elseif status ~= 'pending' and before == 'pending' then
+    redis.call('ZREM', P..'dlv_pend:'..G, seq)
+    redis.call('HINCRBY', P..'dlv_npend', E, -1)
+    unschedule(K)
+  end
+  rehead(G, old)
+  return 1
 end
-rehead(G, old)
-return 1
+local n = 0
+for i = 2, #ARGV, 12 do n = n + record(i) end
+return n
 """
 )
 
