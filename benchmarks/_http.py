@@ -148,7 +148,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[Any]) -> None:
     """SIGTERM, then SIGKILL after 30 s; always reaped."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
