@@ -16,7 +16,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,17 +29,9 @@ from realorders.notifier import Notifier, NotifierOptions
 FAST = NotifierOptions(time_scale=0.0001, timeout=2.0)
 
 
-@pytest.fixture(params=["sqlite", "kafka"])
-def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
-    if request.param == "sqlite":
-        return Config(db=tmp_path / "shop.db")
-    found: Config = request.getfixturevalue("kafka_store_config")
-    return found
-
-
 @pytest.fixture
-def shop(config: Config) -> Iterator[Client]:
-    with Client(config=config, create=True) as client:
+def shop(backend_config: Config) -> Iterator[Client]:
+    with Client(config=backend_config, create=True) as client:
         client.add_product("KB-01", "Keyboard", 89.0, 10_000)
         yield client
 
@@ -190,14 +181,14 @@ def test_a_rotated_secret_verifies_with_the_old_and_the_new(
 
 
 def test_two_deliverers_share_the_work_and_send_nothing_twice(
-    config: Config, shop: Client, receiver: Receiver
+    backend_config: Config, shop: Client, receiver: Receiver
 ) -> None:
     receiver.delay = 0.002
     _, secret = shop.add_webhook(receiver.url)
     receiver.secrets.append(secret)
     process(shop, 300)
     expected = every_event(shop)  # read before: the deliverers' threads use the connections
-    with Client(config=config) as other_client:
+    with Client(config=backend_config) as other_client:
         first, second = Notifier(shop, FAST), Notifier(other_client, FAST)
 
         async def both() -> None:

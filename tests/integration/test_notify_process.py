@@ -36,33 +36,25 @@ _STORE_SETTINGS = {
 }
 
 
-def env_of(config: Config) -> dict[str, str]:
+def env_of(backend_config: Config) -> dict[str, str]:
     """The ``REALORDERS_*`` variables that give a child process the same store."""
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("REALORDERS_DEBUG", None)
     for f in fields(Config):
-        value = getattr(config, f.name)
+        value = getattr(backend_config, f.name)
         if f.name in _STORE_SETTINGS:
             env[f"REALORDERS_{f.name.upper()}"] = str(value)
     return env
 
 
-@pytest.fixture(params=["sqlite", "kafka"])
-def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
-    if request.param == "sqlite":
-        return Config(db=tmp_path / "shop.db")
-    found: Config = request.getfixturevalue("kafka_store_config")
-    return found
-
-
 @pytest.fixture
-def shop(config: Config) -> Iterator[Client]:
-    with Client(config=config, create=True) as client:
+def shop(backend_config: Config) -> Iterator[Client]:
+    with Client(config=backend_config, create=True) as client:
         client.add_product("KB-01", "Keyboard", 89.0, 10 * ORDERS)
         yield client
 
 
-def notify(config: Config, cwd: Path) -> subprocess.Popen[str]:
+def notify(backend_config: Config, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             str(Path(sys.executable).parent / "realorders"),
@@ -70,7 +62,7 @@ def notify(config: Config, cwd: Path) -> subprocess.Popen[str]:
             *("--concurrency", str(CONCURRENCY)),
         ],
         cwd=cwd,
-        env=env_of(config),
+        env=env_of(backend_config),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -82,6 +74,16 @@ def delivered(log: str) -> int:
     found = re.search(r"notify stopped: ([\d,]+) delivered", log)
     assert found is not None, log
     return int(found[1].replace(",", ""))
+
+
+def processed(shop: Client, prefix: str) -> set[tuple[str, int]]:
+    """ORDERS orders through the lifecycle: their (order, seq) events."""
+    orders = [Order(f"{prefix}-{i}", f"c{i % 9}", (LineItem("KB-01", 1),)) for i in range(ORDERS)]
+    shop.submit_many(orders)
+    shop.run(until_idle=True, delays=Delays(), handle_signals=False)
+    expected = every_event(shop)
+    assert len(expected) == 5 * ORDERS
+    return expected
 
 
 def every_event(shop: Client) -> set[tuple[str, int]]:
@@ -101,18 +103,14 @@ def check_arrivals(receiver: Receiver, expected: set[tuple[str, int]]) -> int:
 
 
 def test_every_event_once_in_order_through_kill_9_and_restart(
-    shop: Client, config: Config, tmp_path: Path
+    shop: Client, backend_config: Config, tmp_path: Path
 ) -> None:
     with receiving(Receiver(delay=0.002)) as receiver:
         _, secret = shop.add_webhook(receiver.url)
         receiver.secrets.append(secret)
-        orders = [Order(f"K-{i}", f"c{i % 9}", (LineItem("KB-01", 1),)) for i in range(ORDERS)]
-        shop.submit_many(orders)
-        shop.run(until_idle=True, delays=Delays(), handle_signals=False)
-        expected = every_event(shop)
-        assert len(expected) == 5 * ORDERS
+        expected = processed(shop, "K")
 
-        first = notify(config, tmp_path)
+        first = notify(backend_config, tmp_path)
         try:
             wait_for(
                 lambda: len(receiver.arrivals),
@@ -125,7 +123,7 @@ def test_every_event_once_in_order_through_kill_9_and_restart(
         at_kill = len(receiver.unique())
         assert at_kill < len(expected), "killed too late to test anything"
 
-        second = notify(config, tmp_path)  # takes the dead one's lease over at once
+        second = notify(backend_config, tmp_path)  # takes the dead one's lease over at once
         try:
             wait_for(
                 lambda: len(receiver.unique()),
@@ -146,16 +144,13 @@ def test_every_event_once_in_order_through_kill_9_and_restart(
 
 
 def test_two_notify_processes_share_the_work_without_a_repeat(
-    shop: Client, config: Config, tmp_path: Path
+    shop: Client, backend_config: Config, tmp_path: Path
 ) -> None:
     with receiving(Receiver(delay=0.002)) as receiver:
         _, secret = shop.add_webhook(receiver.url)
         receiver.secrets.append(secret)
-        orders = [Order(f"T-{i}", f"c{i % 9}", (LineItem("KB-01", 1),)) for i in range(ORDERS)]
-        shop.submit_many(orders)
-        shop.run(until_idle=True, delays=Delays(), handle_signals=False)
-        expected = every_event(shop)
-        deliverers = [notify(config, tmp_path), notify(config, tmp_path)]
+        expected = processed(shop, "T")
+        deliverers = [notify(backend_config, tmp_path), notify(backend_config, tmp_path)]
         try:
             wait_for(
                 lambda: len(receiver.unique()),
