@@ -9,6 +9,20 @@ Loaded by ``tests/conftest.py`` (``pytest_plugins = ["services"]``). Session-sco
 - ``sasl_kafka_server``: another broker whose only listener is SASL_PLAINTEXT with
   SASL/PLAIN; ``.sasl_user`` / ``.sasl_password`` are :data:`SASL_USER` /
   :data:`SASL_PASSWORD`, and ``.client_config()`` carries them. Started on first use.
+- ``sasl_ssl_kafka_server``: another broker whose client listener is SASL_SSL: TLS with a
+  certificate (SAN 127.0.0.1, localhost) from a throwaway CA made by services.py with
+  ``openssl``, SASL/PLAIN on top (same user and password). ``.ca_file`` is that CA's PEM;
+  ``.client_config()`` carries the CA and the login. Started on first use.
+
+Helpers for tests of the distributed mode over it (the CLI or the Python API):
+
+- :func:`sasl_ssl_kafka_config` ``(server, redis_server, prefix)``: a realorders
+  :class:`~realorders.config.Config` for a store of its own on that broker (SASL_SSL,
+  PLAIN, user, password, ``kafka_ca_file``).
+- :func:`config_env` ``(config)``: the same as ``REALORDERS_*`` environment variables,
+  for the real console script (``cli(..., env=config_env(cfg))``).
+- :func:`untrusted_ca_file` ``(directory)``: a CA that signed nothing the broker serves,
+  to play a client that does not trust the broker's certificate.
 
 Per test:
 
@@ -30,6 +44,7 @@ machine cannot go green without running them. The decision is taken once a sessi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -41,7 +56,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from realorders.config import Config
+from realorders.config import SETTINGS, Config
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "services" / "services.py"
 SASL_USER = "realorders"
@@ -52,6 +67,7 @@ SERVICE_FIXTURES = frozenset(
         "redis_server",
         "kafka_server",
         "sasl_kafka_server",
+        "sasl_ssl_kafka_server",
         "restartable_redis",
         "restartable_kafka",
     }
@@ -221,6 +237,27 @@ def kafka_prefix() -> str:
     return _namespace()
 
 
+@pytest.fixture(scope="session")
+def sasl_ssl_kafka_server(
+    kafka_available: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KafkaServer]:
+    """A broker whose client listener is SASL_SSL (PLAIN as SASL_USER); ``.ca_file`` its CA."""
+    _, error = _attempt(script.openssl_executable)
+    if error is not None:
+        unavailable("openssl not found: apt-get install openssl (makes the broker's certificates)")
+    server = _started(
+        script.start_kafka,
+        tmp_path_factory.mktemp("kafka-sasl-ssl"),
+        sasl_user=SASL_USER,
+        sasl_password=SASL_PASSWORD,
+        tls=True,
+    )
+    try:
+        yield server
+    finally:
+        script.stop_kafka(server)
+
+
 def kafka_config(kafka_server: Any, redis_server: Any, prefix: str) -> Config:
     """A store of its own (topics, group and keys under ``prefix``) on these services."""
     return Config(
@@ -232,6 +269,41 @@ def kafka_config(kafka_server: Any, redis_server: Any, prefix: str) -> Config:
         kafka_partitions=2,
         redis_prefix=prefix,
     )
+
+
+def sasl_ssl_kafka_config(server: KafkaServer, redis_server: Any, prefix: str) -> Config:
+    """:func:`kafka_config` over ``sasl_ssl_kafka_server``: TLS trusting its CA, PLAIN login."""
+    if server.ca_file is None:
+        raise ValueError(f"the broker at {server.bootstrap} has no TLS listener (no ca_file)")
+    return dataclasses.replace(
+        kafka_config(server, redis_server, prefix),
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_username=server.sasl_user,
+        kafka_password=server.sasl_password,
+        kafka_ca_file=Path(server.ca_file),
+    )
+
+
+def config_env(config: Config) -> dict[str, str]:
+    """``config``'s settings that differ from the defaults, as ``REALORDERS_*`` variables.
+
+    What an operator would export for the CLI; the password goes this way too (it has no
+    flag). Give the result to the ``cli`` fixture: ``cli("init", env=config_env(cfg))``.
+    """
+    defaults = Config()
+    env: dict[str, str] = {}
+    for setting in SETTINGS:
+        value = getattr(config, setting.name)
+        if value is not None and value != getattr(defaults, setting.name):
+            env[setting.env] = str(value)
+    return env
+
+
+def untrusted_ca_file(directory: Path) -> Path:
+    """A fresh CA certificate (PEM) in ``directory``: valid, but it signed nothing served here."""
+    path: Path = script.make_ca(directory, "untrusted", subject="realorders untrusted test CA")
+    return path
 
 
 @pytest.fixture

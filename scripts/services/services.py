@@ -6,7 +6,17 @@ KAFKA_VERSION and in pom.xml beside this file) by ``mvn dependency:copy-dependen
 ``.cache/kafka/<version>/lib``, with Maven's local repository in ``.cache/m2``: the first run
 downloads, later runs reuse the cache and skip Maven. It runs as a single KRaft node
 (combined broker + controller) with Java 17, on free ports, with its data in a directory of
-its own; optionally with a SASL_PLAINTEXT listener (SASL/PLAIN, one user and password).
+its own; optionally with SASL/PLAIN (one user and password) and/or TLS on its client
+listener: PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL.
+
+TLS (``--tls``): a throwaway CA and a server certificate for 127.0.0.1 and localhost are
+made with the ``openssl`` command (Debian package openssl) in ``D/tls/`` on first start and
+reused on restarts; clients trust ``D/tls/ca.pem`` (``ca_file`` in the JSON). openssl rather
+than the ``cryptography`` package because this script is stdlib-only and runs under
+whatever ``python3`` is on the machine (``.ci/run`` uses the system one, which may lack
+it), and openssl is a Debian package ``.ci/run`` installs when missing. The broker takes
+the PEM key and certificate as values in server.properties (``ssl.keystore.type=PEM``),
+so no Java keystore is involved.
 
 Redis: Debian's ``redis-server`` (installed with apt-get when missing), on a free port,
 persistence off.
@@ -14,6 +24,7 @@ persistence off.
 CLI::
 
     python scripts/services/services.py kafka start [--dir D] [--sasl-user U --sasl-password P]
+                                                    [--tls]
     python scripts/services/services.py kafka stop --dir D [--remove]
     python scripts/services/services.py kafka assemble
     python scripts/services/services.py redis start [--dir D] [--password P]
@@ -38,6 +49,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -227,11 +239,25 @@ def _kafka_str(value: str | None) -> bytes:
     return struct.pack(">h", len(raw)) + raw
 
 
+def _tls_context(ca_file: str | Path | None) -> ssl.SSLContext:
+    """A client context that trusts ``ca_file`` (the system CAs when None) and checks names."""
+    return ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
+
+
 class _KafkaWire:
     """Just enough of the Kafka protocol (non-flexible versions) to tell a broker is ready."""
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(
+        self, host: str, port: int, timeout: float, ca_file: str | Path | None = None
+    ) -> None:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if ca_file is not None:  # a TLS listener: verify its certificate against ca_file
+            try:
+                sock = _tls_context(ca_file).wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
         self.correlation = 0
 
     def close(self) -> None:
@@ -280,12 +306,19 @@ class _KafkaWire:
 
 
 def kafka_ready(
-    host: str, port: int, sasl: tuple[str, str] | None = None, timeout: float = 2.0
+    host: str,
+    port: int,
+    sasl: tuple[str, str] | None = None,
+    timeout: float = 2.0,
+    ca_file: str | Path | None = None,
 ) -> bool:
-    """True when the broker answers a Metadata request listing at least one broker."""
+    """True when the broker answers a Metadata request listing at least one broker.
+
+    ``ca_file``: the listener is TLS, its certificate signed by that CA.
+    """
     try:
-        wire = _KafkaWire(host, port, timeout)
-    except OSError:
+        wire = _KafkaWire(host, port, timeout, ca_file)
+    except OSError:  # ssl.SSLError included: a TLS listener not yet up, or untrusted
         return False
     try:
         if sasl is not None:
@@ -297,14 +330,22 @@ def kafka_ready(
         wire.close()
 
 
-def kafka_sasl_probe(bootstrap: str, user: str, password: str, timeout: float = 5.0) -> str | None:
+def kafka_sasl_probe(
+    bootstrap: str,
+    user: str,
+    password: str,
+    timeout: float = 5.0,
+    ca_file: str | Path | None = None,
+) -> str | None:
     """None when SASL/PLAIN login succeeds; else the broker's own error message.
 
     kafka-python 3.0.12 reports a rejected password only as a bootstrap timeout
     (KafkaTimeoutError "Unable to bootstrap from ..."); this asks the broker directly.
+    ``ca_file``: a SASL_SSL listener (TLS first, verified against that CA); a certificate
+    that CA did not sign raises ``ssl.SSLCertVerificationError``.
     """
     host, port = bootstrap.rsplit(":", 1)
-    wire = _KafkaWire(host, int(port), timeout)
+    wire = _KafkaWire(host, int(port), timeout, ca_file)
     try:
         wire.sasl_plain(user, password)
     except SaslRejectedError as exc:
@@ -324,12 +365,13 @@ class KafkaServer:
     dir: str
     version: str
     controller_port: int
-    security_protocol: str  # "PLAINTEXT" or "SASL_PLAINTEXT"
+    security_protocol: str  # "PLAINTEXT", "SASL_PLAINTEXT", "SSL" or "SASL_SSL"
     sasl_mechanism: str | None
     sasl_user: str | None
     sasl_password: str | None
     start_seconds: float
     start_ticks: int | None = None
+    ca_file: str | None = None  # TLS listeners: the CA (PEM) clients must trust
 
     @property
     def host(self) -> str:
@@ -340,15 +382,18 @@ class KafkaServer:
         return int(self.bootstrap.rsplit(":", 1)[1])
 
     def client_config(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python's clients (bootstrap and, if set, SASL)."""
+        """Keyword arguments for kafka-python's clients (bootstrap and, if set, SASL and TLS)."""
         config: dict[str, Any] = {"bootstrap_servers": self.bootstrap}
-        if self.security_protocol == "SASL_PLAINTEXT":
+        if self.security_protocol != "PLAINTEXT":
+            config["security_protocol"] = self.security_protocol
+        if self.security_protocol.startswith("SASL_"):
             config.update(
-                security_protocol="SASL_PLAINTEXT",
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_user,
                 sasl_plain_password=self.sasl_password,
             )
+        if self.ca_file is not None:
+            config["ssl_cafile"] = self.ca_file
         return config
 
     def to_json(self) -> dict[str, Any]:
@@ -443,6 +488,125 @@ log4j.logger.kafka.log.LogCleaner=WARN
 """
 
 
+# --------------------------------------------------------------------------- TLS files
+
+# Extensions of a CA and a server certificate that strict verifiers accept too (Python
+# 3.13's VERIFY_X509_STRICT wants keyUsage and the key identifiers); our own config file,
+# so that no system openssl.cnf default can add or clash with an extension.
+OPENSSL_CONFIG = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = realorders
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+"""
+TLS_DAYS = "3650"
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsFiles:
+    """A broker's TLS material, all PEM: what clients trust, and what the broker serves."""
+
+    ca_file: str  # the CA certificate: clients' ssl_cafile / realorders' kafka_ca_file
+    certificate_chain: str  # the server's certificate (the CA's is not sent)
+    key: str  # the server's private key (PKCS#8, unencrypted; mode 0600)
+
+
+def openssl_executable() -> str:
+    found = shutil.which("openssl")
+    if not found:
+        raise ServiceError(
+            "openssl not found: the TLS listener's certificates are made with it "
+            "(Debian package openssl)"
+        )
+    return found
+
+
+def _openssl(directory: Path, *args: str) -> None:
+    argv = [openssl_executable(), *args]
+    done = subprocess.run(argv, cwd=directory, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ServiceError(
+            f"openssl {args[0]} failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}"
+        )
+
+
+def _config_file(directory: Path) -> Path:
+    path = directory / "openssl.cnf"
+    path.write_text(OPENSSL_CONFIG)
+    return path
+
+
+def make_ca(directory: str | Path, name: str = "ca", subject: str = "realorders test CA") -> Path:
+    """A new self-signed CA (EC P-256, ten years) as ``NAME.pem`` + ``NAME.key``; the cert's path.
+
+    Also what a test needs to play an untrusted certificate: a second CA that signed nothing.
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    cnf = _config_file(root)
+    _openssl(
+        root,
+        "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", TLS_DAYS,
+        "-sha256", "-config", str(cnf), "-extensions", "ca_ext", "-subj", f"/CN={subject}",
+    )  # fmt: skip
+    (root / f"{name}.key").chmod(0o600)
+    return root / f"{name}.pem"
+
+
+def make_server_tls(directory: str | Path) -> TlsFiles:
+    """The broker's CA and server certificate (SAN IP 127.0.0.1, DNS localhost) in ``directory``.
+
+    Made once: a restart in the same directory reuses them, so clients holding the CA
+    file keep trusting the broker.
+    """
+    root = Path(directory)
+    files = TlsFiles(
+        ca_file=str(root / "ca.pem"),
+        certificate_chain=str(root / "server-chain.pem"),
+        key=str(root / "server.key"),
+    )
+    if all(Path(path).exists() for path in dataclasses.astuple(files)):
+        return files
+    ca = make_ca(root, "ca", subject=f"realorders throwaway test CA {uuid.uuid4().hex[:8]}")
+    cnf = root / "openssl.cnf"
+    _openssl(
+        root,
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "server.key", "-out", "server.csr", "-config", str(cnf),
+        "-subj", "/CN=localhost",
+    )  # fmt: skip
+    (root / "server.key").chmod(0o600)
+    _openssl(
+        root,
+        "x509", "-req", "-in", "server.csr", "-CA", ca.name, "-CAkey", "ca.key",
+        "-set_serial", str(int(uuid.uuid4().hex[:15], 16)), "-days", TLS_DAYS, "-sha256",
+        "-out", "server.crt", "-extfile", str(cnf), "-extensions", "server_ext",
+    )  # fmt: skip
+    # The chain is the server's certificate alone: clients must hold the CA themselves, so
+    # a client without it fails as "unable to get local issuer certificate".
+    shutil.copyfile(root / "server.crt", files.certificate_chain)
+    (root / "server.csr").unlink(missing_ok=True)
+    return files
+
+
+def _security_protocol(sasl: bool, tls: bool) -> str:
+    """Kafka's name for a listener: PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL."""
+    return ("SASL_" if sasl else "") + ("SSL" if tls else "PLAINTEXT")
+
+
 def _server_properties(
     data_dir: Path,
     port: int,
@@ -451,6 +615,7 @@ def _server_properties(
     admin_password: str,
     auto_create_topics: bool,
     extra: dict[str, str] | None,
+    tls: TlsFiles | None = None,
 ) -> str:
     props: dict[str, str] = {
         "process.roles": "broker,controller",
@@ -472,16 +637,19 @@ def _server_properties(
         "log.retention.hours": "24",
         "log.segment.bytes": str(64 * 1024 * 1024),
     }
-    if sasl is None:
-        props.update(
-            {
-                "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                "inter.broker.listener.name": "PLAINTEXT",
-            }
-        )
-    else:
+    # One client listener, also the inter-broker one (so the broker's own connections, e.g.
+    # transaction markers, take the same TLS and SASL path clients do); the KRaft controller
+    # keeps a PLAINTEXT listener of its own on loopback, which clients are never told about.
+    name = _security_protocol(sasl is not None, tls is not None)
+    props.update(
+        {
+            "listeners": f"{name}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"{name}://127.0.0.1:{port}",
+            "listener.security.protocol.map": f"{name}:{name},CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": name,
+        }
+    )
+    if sasl is not None:
         user, password = sasl
 
         def q(text: str) -> str:
@@ -494,22 +662,34 @@ def _server_properties(
         )
         props.update(
             {
-                "listeners": (
-                    f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
-                ),
-                "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
-                "listener.security.protocol.map": (
-                    "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
-                ),
-                "inter.broker.listener.name": "SASL_PLAINTEXT",
                 "sasl.enabled.mechanisms": "PLAIN",
                 "sasl.mechanism.inter.broker.protocol": "PLAIN",
-                "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+                f"listener.name.{name.lower()}.plain.sasl.jaas.config": jaas,
+            }
+        )
+    if tls is not None:
+        # PEM read by the broker itself (Kafka 2.7+, KIP-651). The key and chain go in as
+        # values, not a file: a file-based PEM keystore insists on an encrypted key, and
+        # Java 17 cannot read openssl's default (PBES2) encryption of one.
+        props.update(
+            {
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.key": Path(tls.key).read_text().strip(),
+                "ssl.keystore.certificate.chain": Path(tls.certificate_chain).read_text().strip(),
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": tls.ca_file,  # the broker's own connections
+                "ssl.client.auth": "none",
+                "ssl.endpoint.identification.algorithm": "https",
             }
         )
     props.update(extra or {})
-    # java.util.Properties format: escape backslashes (the JAAS line keeps its quotes).
-    return "".join(f"{k}={v.replace(chr(92), chr(92) * 2)}\n" for k, v in props.items())
+    # java.util.Properties format: escape backslashes (the JAAS line keeps its quotes) and
+    # line ends (PEM values span lines).
+    return "".join(f"{k}={_properties_value(v)}\n" for k, v in props.items())
+
+
+def _properties_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _format_storage(java: str, common: list[str], props_path: Path) -> None:
@@ -536,13 +716,20 @@ def start_kafka(
     *,
     sasl_user: str | None = None,
     sasl_password: str | None = None,
+    tls: bool = False,
     auto_create_topics: bool = False,
     extra_properties: dict[str, str] | None = None,
     timeout: float = START_TIMEOUT_S,
     version: str = KAFKA_VERSION,
 ) -> KafkaServer:
-    """Assemble (if needed), format and start a single-node KRaft broker; wait until ready."""
+    """Assemble (if needed), format and start a single-node KRaft broker; wait until ready.
+
+    ``tls``: the client listener speaks TLS (SSL, or SASL_SSL with a SASL user) with a
+    certificate from a throwaway CA made in ``DIR/tls``; ``.ca_file`` is that CA.
+    """
     sasl = _sasl_pair(sasl_user, sasl_password)
+    if tls:
+        openssl_executable()  # before Maven and Java: say what is missing first
     started = time.monotonic()
     lib = assemble_kafka(version)
     java = java_executable()
@@ -568,6 +755,7 @@ def start_kafka(
     logs_dir.mkdir(exist_ok=True)
     port, controller_port = ports or free_ports(2)
     admin_password = uuid.uuid4().hex
+    tls_files = make_server_tls(root / "tls") if tls else None
     props_path = root / "server.properties"
     props_path.write_text(
         _server_properties(
@@ -578,8 +766,10 @@ def start_kafka(
             admin_password,
             auto_create_topics,
             extra_properties,
+            tls_files,
         )
     )
+    props_path.chmod(0o600)  # it holds the SASL passwords and, with TLS, the server's key
     log4j = root / "log4j.properties"
     log4j.write_text(LOG4J_PROPERTIES.format(log=logs_dir / "server.log"))
     common = [
@@ -604,7 +794,12 @@ def start_kafka(
                 f"{console}:\n{_tail(console)}\n{logs_dir / 'server.log'}:\n"
                 f"{_tail(logs_dir / 'server.log')}"
             )
-        if kafka_ready("127.0.0.1", port, sasl=("admin", admin_password) if sasl else None):
+        if kafka_ready(
+            "127.0.0.1",
+            port,
+            sasl=("admin", admin_password) if sasl else None,
+            ca_file=tls_files.ca_file if tls_files else None,
+        ):
             break
         if time.monotonic() > deadline:
             stop_pid(child.pid, timeout=10)
@@ -619,12 +814,13 @@ def start_kafka(
         dir=str(root),
         version=version,
         controller_port=controller_port,
-        security_protocol="SASL_PLAINTEXT" if sasl else "PLAINTEXT",
+        security_protocol=_security_protocol(sasl is not None, tls),
         sasl_mechanism="PLAIN" if sasl else None,
         sasl_user=sasl_user,
         sasl_password=sasl_password,
         start_seconds=round(time.monotonic() - started, 2),
         start_ticks=_proc_start_ticks(child.pid),
+        ca_file=tls_files.ca_file if tls_files else None,
     )
     _write_json(root / "kafka.json", server.to_json())
     return server
@@ -809,6 +1005,12 @@ def main(argv: list[str] | None = None) -> int:
     ks.add_argument("--dir", help="data/config directory (default: a new temp dir)")
     ks.add_argument("--sasl-user")
     ks.add_argument("--sasl-password")
+    ks.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS client listener (SASL_SSL with --sasl-user, else SSL); "
+        "its CA is DIR/tls/ca.pem, printed as ca_file",
+    )
     ks.add_argument("--auto-create-topics", action="store_true")
     ks.add_argument("--timeout", type=float, default=START_TIMEOUT_S)
     kt = kafka_sub.add_parser("stop")
@@ -835,6 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.dir,
                 sasl_user=args.sasl_user,
                 sasl_password=args.sasl_password,
+                tls=args.tls,
                 auto_create_topics=args.auto_create_topics,
                 timeout=args.timeout,
             )

@@ -6,9 +6,12 @@ warnings are errors in this suite.
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +26,15 @@ from services import (
     RedisServer,
     RestartableKafka,
     RestartableRedis,
+    config_env,
     kafka_sasl_probe,
+    sasl_ssl_kafka_config,
+    script,
     unavailable,
+    untrusted_ca_file,
 )
+
+from realorders.config import Config
 
 
 @contextmanager
@@ -130,6 +139,66 @@ def test_sasl_kafka_server_rejects_wrong_password_and_accepts_right_one(
     create_topic(config, topic)
     produce(config, topic, b"authenticated")
     assert consume_all(config, topic, want=1) == [b"authenticated"]
+
+
+def test_sasl_ssl_kafka_server_serves_tls_from_its_ca_and_checks_the_password(
+    sasl_ssl_kafka_server: KafkaServer, kafka_prefix: str, tmp_path: Path
+) -> None:
+    server = sasl_ssl_kafka_server
+    assert (server.security_protocol, server.sasl_mechanism) == ("SASL_SSL", "PLAIN")
+    assert server.ca_file is not None
+    assert Path(server.ca_file).is_file()
+    # The certificate names 127.0.0.1 and localhost, and verifies against the CA alone.
+    context = ssl.create_default_context(cafile=server.ca_file)
+    with (
+        socket.create_connection((server.host, server.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server.host) as tls,
+    ):
+        names = (tls.getpeercert() or {}).get("subjectAltName", ())
+    assert set(names) == {("IP Address", "127.0.0.1"), ("DNS", "localhost")}
+
+    ca = server.ca_file
+    assert kafka_sasl_probe(server.bootstrap, SASL_USER, SASL_PASSWORD, ca_file=ca) is None
+    rejected = kafka_sasl_probe(server.bootstrap, SASL_USER, "not-the-password", ca_file=ca)
+    assert rejected is not None
+    assert "Invalid username or password" in rejected
+    with pytest.raises(ssl.SSLCertVerificationError):
+        kafka_sasl_probe(
+            server.bootstrap, SASL_USER, SASL_PASSWORD, ca_file=untrusted_ca_file(tmp_path)
+        )
+    # Only TLS is served to clients: plain SASL gets no Kafka answer there.
+    assert not script.kafka_ready(server.host, server.port, (SASL_USER, SASL_PASSWORD))
+
+    config = server.client_config()
+    assert config["ssl_cafile"] == server.ca_file
+    topic = f"{kafka_prefix}.secured"
+    create_topic(config, topic)
+    produce(config, topic, b"over tls")
+    assert consume_all(config, topic, want=1) == [b"over tls"]
+
+
+def test_sasl_ssl_kafka_config_and_its_environment(
+    sasl_ssl_kafka_server: KafkaServer, redis_server: RedisServer, kafka_prefix: str
+) -> None:
+    server = sasl_ssl_kafka_server
+    config = sasl_ssl_kafka_config(server, redis_server, kafka_prefix)
+    assert config.kafka_security_protocol == "SASL_SSL"
+    assert (config.kafka_username, config.kafka_password) == (SASL_USER, SASL_PASSWORD)
+    assert config.kafka_ca_file == Path(str(server.ca_file))
+    assert config_env(config) == {
+        "REALORDERS_BACKEND": "kafka",
+        "REALORDERS_KAFKA_BOOTSTRAP": server.bootstrap,
+        "REALORDERS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "REALORDERS_KAFKA_USERNAME": SASL_USER,
+        "REALORDERS_KAFKA_PASSWORD": SASL_PASSWORD,
+        "REALORDERS_KAFKA_CA_FILE": str(server.ca_file),
+        "REALORDERS_KAFKA_TOPIC_PREFIX": kafka_prefix,
+        "REALORDERS_KAFKA_PARTITIONS": "2",
+        "REALORDERS_KAFKA_GROUP": f"{kafka_prefix}-engine",
+        "REALORDERS_REDIS_URL": redis_server.url,
+        "REALORDERS_REDIS_PREFIX": kafka_prefix,
+    }
+    assert config_env(Config()) == {}
 
 
 def test_restartable_redis_keeps_data_and_port(restartable_redis: RestartableRedis) -> None:

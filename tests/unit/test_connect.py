@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import trustme
 
 from realorders.config import Config
 from realorders.engine.backends.distributed.connect import (
@@ -278,6 +281,43 @@ def test_kafka_kwargs(tmp_path: Path) -> None:
         "sasl_plain_password": SECRET,
         "ssl_cafile": str(ca),
     }
+
+
+def tls_broker(authority: trustme.CA, *names: str) -> Callable[[socket.socket], None]:
+    """:func:`fake_broker` behind TLS, with a certificate for ``names`` from ``authority``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(*names).configure_cert(context)
+    plain = fake_broker(brokers=1)
+
+    def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(ssl.SSLError), context.wrap_socket(conn, server_side=True) as tls:
+            plain(tls)
+
+    return serve
+
+
+def test_probe_names_the_certificate_problem_in_one_line(serve: Serve, tmp_path: Path) -> None:
+    authority = trustme.CA()
+    ca = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca))
+    port = serve(tls_broker(authority, "localhost")).port
+    trusting = Config(kafka_bootstrap=f"localhost:{port}", kafka_security_protocol="SSL")
+    assert probe_kafka(replace(trusting, kafka_ca_file=ca)) == 1
+
+    with pytest.raises(ServiceUnavailableError) as caught:
+        probe_kafka(trusting)  # the system's CAs do not know a throwaway one
+    assert str(caught.value) == (
+        f"Kafka at localhost:{port}: TLS certificate not trusted (unable to get local issuer "
+        "certificate); kafka_ca_file is unset, so only the system's CAs are trusted: set it "
+        "to the CA (PEM) that signed the broker's certificate"
+    )
+    by_ip = replace(trusting, kafka_bootstrap=f"127.0.0.1:{port}", kafka_ca_file=ca)
+    with pytest.raises(
+        ServiceUnavailableError,
+        match=r"^Kafka at 127\.0\.0\.1:\d+: its TLS "
+        r"certificate is not for 127\.0\.0\.1 \(IP address mismatch",
+    ):
+        probe_kafka(by_ip)
 
 
 # -- Redis ---------------------------------------------------------------------------

@@ -68,6 +68,7 @@ def probe_kafka(cfg: Config, timeout: float = 5.0) -> int:
     mechanism = cfg.kafka_sasl_mechanism
     context = _tls_context(cfg) if protocol in ("SSL", "SASL_SSL") else None
     tried: list[str] = []
+    untrusted: str | None = None  # a certificate failure is said alone: it is the thing to fix
     for host, port in parse_bootstrap(cfg.kafka_bootstrap):
         address = host_port(host, port)
         try:
@@ -100,8 +101,12 @@ def probe_kafka(cfg: Config, timeout: float = 5.0) -> int:
                             f"{code}: {message}"
                         )
                 return wire.broker_count()
+        except ssl.SSLCertVerificationError as exc:
+            untrusted = untrusted or _untrusted_message(cfg, address, host, exc)
         except (OSError, struct.error, _AnswerError) as exc:
             tried.append(f"{address}: {_kafka_reason(exc, timeout, protocol)}")
+    if untrusted is not None:
+        raise ServiceUnavailableError(untrusted)
     raise ServiceUnavailableError(
         f"cannot reach Kafka at {cfg.kafka_bootstrap} (tried {'; '.join(tried)})"
     )
@@ -116,6 +121,29 @@ def _tls_context(cfg: Config) -> ssl.SSLContext:
             f"kafka_ca_file {cafile} (from {cfg.source_of('kafka_ca_file')}) is not a usable "
             f"PEM CA bundle: {exc.reason or exc}"
         ) from None
+
+
+_HOSTNAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def _untrusted_message(
+    cfg: Config, address: str, host: str, exc: ssl.SSLCertVerificationError
+) -> str:
+    """One line for a broker certificate TLS verification refused, naming what to change."""
+    reason = str(exc.verify_message or exc.reason or exc).rstrip(".")
+    if exc.verify_code in _HOSTNAME_MISMATCH:
+        return (
+            f"Kafka at {address}: its TLS certificate is not for {host} ({reason}); "
+            "use a bootstrap address that the certificate names"
+        )
+    if cfg.kafka_ca_file is None:
+        trusted = "kafka_ca_file is unset, so only the system's CAs are trusted"
+    else:
+        trusted = f"kafka_ca_file is {cfg.kafka_ca_file} (from {cfg.source_of('kafka_ca_file')})"
+    return (
+        f"Kafka at {address}: TLS certificate not trusted ({reason}); {trusted}: "
+        "set it to the CA (PEM) that signed the broker's certificate"
+    )
 
 
 def _credentials(cfg: Config) -> tuple[str, str]:

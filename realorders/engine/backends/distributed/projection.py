@@ -67,6 +67,9 @@ class EventsTopic:
     def reader(self) -> KafkaConsumer:
         """This handle's read_committed consumer (no group): events, dead letters, lag."""
         if self._reader is None:
+            # a wrong password or an untrusted certificate: one line now, not kafka-python's
+            # 30 s "Unable to bootstrap" (backlog, check and replay all start here)
+            probe_kafka(self.config)
             self._reader = KafkaConsumer(
                 **kafka_kwargs(self.config),
                 group_id=None,
@@ -212,13 +215,13 @@ class EventsTopic:
         reporting that gap as a problem.
         """
         tps = [TopicPartition(self.config.events_topic, p) for p in range(self._partitions)]
+        reader = self.reader()  # first: it probes the broker (one clear line if refused)
         raw = KafkaConsumer(**kafka_kwargs(self.config), isolation_level="read_uncommitted")
         try:
             high = raw.end_offsets(tps, timeout_ms=OFFSETS_TIMEOUT_MS)
         finally:
             raw.close()
         deadline = time.monotonic() + timeout
-        reader = self.reader()
         while time.monotonic() < deadline:
             stable = reader.end_offsets(tps, timeout_ms=OFFSETS_TIMEOUT_MS)
             if all(stable[tp] >= high[tp] for tp in tps):
