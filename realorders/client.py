@@ -17,7 +17,7 @@ for the CLI, the dashboard and the HTTP server alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
@@ -152,6 +152,25 @@ class Client(StockMixin, DeadLetterMixin, TokenMixin, WebhookMixin):
             for start in range(0, len(checked), chunk):
                 results += self.backend.commands.append_orders(checked[start : start + chunk])
             return results
+
+    def submit_from_source(
+        self, orders: Sequence[Order], source: str, offsets: Mapping[str, int]
+    ) -> list[IntakeResult]:
+        """Append orders read from an outside log with how far it has been read
+        (see ``CommandLog.append_from_source``): a crash neither loses nor doubles one.
+
+        Orders must already be checked (as :func:`realorders.intake.order_from_obj` does).
+        """
+        with fewer_collections():
+            return self.backend.commands.append_from_source(orders, source, offsets)
+
+    def taken_from_source(self, order_ids: Sequence[str]) -> set[str]:
+        """Those of ``order_ids`` that came in through :meth:`submit_from_source`."""
+        return self.backend.commands.taken_from_source(order_ids)
+
+    def source_offsets(self, source: str) -> dict[str, int]:
+        """Where :meth:`submit_from_source` left ``source`` (part -> next offset)."""
+        return self.backend.commands.source_offsets(source)
 
     def import_file(
         self, stream: BinaryIO, fmt: Format, source: str, **options: Any

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -77,6 +77,8 @@ class MemoryStore:
     ledger: list[tuple[str, int, str, float]] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     submits: dict[str, bytes] = field(default_factory=dict)  # order id -> digest
+    source_offsets: dict[str, dict[str, int]] = field(default_factory=dict)
+    sourced: set[str] = field(default_factory=set)
     events: list[Event] = field(default_factory=list)  # cursor = index + 1
     by_order: dict[str, list[Event]] = field(default_factory=dict)
     orders: dict[str, OrderState] = field(default_factory=dict)
@@ -118,6 +120,20 @@ class MemoryCommandLog:
             store.commands.append(Command(position, CommandKind.SUBMIT, order.id, body, now))
             results.append(IntakeResult(order.id, IntakeOutcome.ACCEPTED, position))
         return results
+
+    def append_from_source(
+        self, orders: Sequence[Order], source: str, offsets: Mapping[str, int]
+    ) -> list[IntakeResult]:
+        results = self.append_orders(orders)
+        self._store.source_offsets.setdefault(source, {}).update(offsets)
+        self._store.sourced.update(o.id for o in orders)
+        return results
+
+    def taken_from_source(self, order_ids: Sequence[str]) -> set[str]:
+        return self._store.sourced.intersection(order_ids)
+
+    def source_offsets(self, source: str) -> dict[str, int]:
+        return dict(self._store.source_offsets.get(source, {}))
 
     def digests(self, order_ids: Sequence[str]) -> dict[str, bytes]:
         submits = self._store.submits

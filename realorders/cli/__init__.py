@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from . import (  # noqa: F401  (registers the commands)
+    bridge,
     catalogue,
     config,
     dashboard,

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from realorders.errors import UsageError
-from realorders.server.options import ENV_OPTIONS, MIB, ServerOptions, store_fields
+from realorders.server.options import ENV_OPTIONS, MIB, Compat, ServerOptions, store_fields
 
 from .app import app, err, settings
 from .notify import delivering
@@ -63,6 +63,12 @@ def serve(
     notify: bool = typer.Option(
         False, "--notify", help="Also deliver webhooks, as `realorders notify` does."
     ),
+    compat: Compat = typer.Option(
+        Compat.EARLIER_API,
+        "--compat",
+        help="Also answer the earlier C# system's routes (/api/order, /api/product) for its "
+        "clients, or none.",
+    ),
 ) -> None:
     """Serve the HTTP API (orders, live SSE status, catalogue, stock) until Ctrl-C.
 
@@ -87,6 +93,7 @@ def serve(
         access_log=access_log,
         certfile=certfile,
         keyfile=keyfile,
+        compat=compat,
         store=store_fields(cfg.store_config),
     )
     options.check()

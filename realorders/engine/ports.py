@@ -12,7 +12,7 @@ cross it, reads in one file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -217,6 +217,29 @@ class CommandLog(Protocol):
 
         The same id with the same content is a no-op; with other content, a conflict.
         """
+        ...
+
+    def append_from_source(
+        self, orders: Sequence[Order], source: str, offsets: Mapping[str, int]
+    ) -> list[IntakeResult]:
+        """``append_orders``, and record that ``source`` is taken in up to ``offsets``
+        (part -> next offset to read), so a restarted reader resumes after them.
+
+        SQLite writes both in one transaction. Kafka + Redis records the offsets
+        once the orders are durable in Kafka: a reader that dies in between
+        reads them again, and intake answers ``duplicate`` (an order claimed but
+        never produced is produced then). Either way an order is neither lost nor
+        doubled. ``orders`` may be empty (a page of dead letters still advances).
+        Their ids are remembered as taken from outside (:meth:`taken_from_source`).
+        """
+        ...
+
+    def taken_from_source(self, order_ids: Sequence[str]) -> set[str]:
+        """Those of ``order_ids`` that :meth:`append_from_source` brought in."""
+        ...
+
+    def source_offsets(self, source: str) -> dict[str, int]:
+        """What :meth:`append_from_source` recorded for ``source`` (empty: never read)."""
         ...
 
     def digests(self, order_ids: Sequence[str]) -> dict[str, bytes]:

@@ -18,11 +18,12 @@ from realorders import __version__
 from realorders.server import problems
 from realorders.server.auth import TokenCache
 from realorders.server.bodies import BodyLimit
+from realorders.server.earlier import AnyCaseApi
 from realorders.server.hub import Hub
 from realorders.server.metrics import Metrics, RequestMiddleware
-from realorders.server.options import ServerOptions, store_config
+from realorders.server.options import Compat, ServerOptions, store_config
 from realorders.server.protocol import set_header_timeout
-from realorders.server.routes import catalogue, events, orders, system, webhooks
+from realorders.server.routes import catalogue, earlier_api, events, orders, system, webhooks
 from realorders.server.services import Services
 from realorders.server.store import Intake, Store
 
@@ -93,6 +94,11 @@ def create_app(options: ServerOptions) -> FastAPI:
             {"name": "inventory", "description": "Stock levels"},
             {"name": "webhooks", "description": "Webhook endpoints and their secrets (admin)"},
             {"name": "operations", "description": "Stats, checks, health and metrics"},
+            {
+                "name": earlier_api.TAG,
+                "description": "The earlier C# system's routes, for its clients "
+                "(`serve --compat earlier-api`; see the README)",
+            },
         ],
     )
     problems.install(app)
@@ -102,6 +108,9 @@ def create_app(options: ServerOptions) -> FastAPI:
     app.include_router(catalogue.router)
     app.include_router(webhooks.router)
     app.include_router(system.router)
+    if options.compat is Compat.EARLIER_API:
+        app.include_router(earlier_api.router)
+        app.add_middleware(AnyCaseApi)  # innermost: only the routing sees /API/Order as /api/order
     app.add_middleware(
         BodyLimit,
         limit=options.max_body,

@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,26 @@ import orjson
 from realorders.config import Config
 from realorders.errors import UsageError
 
-__all__ = ["ENV_OPTIONS", "ServerOptions", "is_loopback", "store_config", "store_fields"]
+__all__ = [
+    "ENV_OPTIONS",
+    "Compat",
+    "ServerOptions",
+    "is_loopback",
+    "store_config",
+    "store_fields",
+]
 
 #: where a worker process finds the options its parent was started with
 ENV_OPTIONS = "REALORDERS_SERVE_OPTIONS"
 
 MIB = 1024 * 1024
+
+
+class Compat(StrEnum):
+    """Which earlier interfaces the server answers besides its own (``--compat``)."""
+
+    EARLIER_API = "earlier-api"  # the earlier C# system's /api/order and /api/product
+    NONE = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +61,7 @@ class ServerOptions:
     access_log: bool = True
     certfile: Path | None = None
     keyfile: Path | None = None
+    compat: Compat = Compat.EARLIER_API
     store: dict[str, Any] = field(default_factory=dict)  # Config fields, see Config.to_dict
 
     def check(self) -> None:
@@ -86,6 +102,8 @@ class ServerOptions:
         for key in ("certfile", "keyfile"):
             if data.get(key) is not None:
                 data[key] = Path(data[key])
+        if "compat" in data:
+            data["compat"] = Compat(data["compat"])
         return cls(**data)
 
 

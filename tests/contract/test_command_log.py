@@ -216,3 +216,33 @@ def test_queued_pages_through_a_long_queue_once_each(backend: Backend) -> None:
     assert [p for _, p, _ in below] == [p for p in range(999, 0, -1) if p % 3][:600]
     oldest = backend.commands.queued(400, 700, oldest_first=True, before=1001)
     assert [p for _, p, _ in oldest] == list(range(401, 1001))
+
+
+def test_append_from_source_records_offsets_with_the_orders(backend: Backend) -> None:
+    log = backend.commands
+    assert log.source_offsets("order-events@real-orders") == {}
+    first = log.append_from_source(
+        [make("e1"), make("e2")], "order-events@real-orders", {"order-events:0": 2}
+    )
+    assert outcomes(first) == [("e1", IntakeOutcome.ACCEPTED), ("e2", IntakeOutcome.ACCEPTED)]
+    # a reader that died before its offsets were kept reads the page again: duplicates
+    again = log.append_from_source(
+        [make("e2"), make("e3")],
+        "order-events@real-orders",
+        {"order-events:0": 4, "order-events:1": 1},
+    )
+    assert outcomes(again) == [("e2", IntakeOutcome.DUPLICATE), ("e3", IntakeOutcome.ACCEPTED)]
+    assert log.source_offsets("order-events@real-orders") == {
+        "order-events:0": 4,
+        "order-events:1": 1,
+    }
+    assert log.source_offsets("order-events@other-group") == {}
+    log.append_orders([make("own-1")])
+    assert log.taken_from_source(["e1", "e3", "own-1", "unknown"]) == {"e1", "e3"}
+    assert log.taken_from_source([]) == set()
+    assert sorted(c.order_id or "" for c in log.read(0, 100)) == ["e1", "e2", "e3", "own-1"]
+
+
+def test_a_page_of_dead_letters_alone_still_advances_the_source(backend: Backend) -> None:
+    assert backend.commands.append_from_source([], "s", {"t:2": 7}) == []
+    assert backend.commands.source_offsets("s") == {"t:2": 7}

@@ -98,6 +98,13 @@ TABLE: dict[str, dict[str, str | None]] = {
         "--help": "-h",
     },
     "notify": {"--time-scale": None, "--concurrency": None, "--timeout": None, "--help": "-h"},
+    "bridge order-events": {
+        "--topic": None,
+        "--group": None,
+        "--dead-letters": None,
+        "--publish": None,
+        "--help": "-h",
+    },
     "demo": {"--path": None, "--speed": None, "--dashboard": None, "--serve": None, "--help": "-h"},
     "serve": {
         "--host": None,
@@ -114,6 +121,7 @@ TABLE: dict[str, dict[str, str | None]] = {
         "--access-log": None,
         "--no-access-log": None,
         "--notify": None,
+        "--compat": None,
         "--help": "-h",
     },
     "submit": {
@@ -167,6 +175,7 @@ TABLE: dict[str, dict[str, str | None]] = {
     "inventory restock": {"--timeout": None, "--help": "-h"},
     "config": {"--help": "-h"},
     "config show": {"--json": None, "--help": "-h"},
+    "bridge": {"--help": "-h"},
     "dlq": {"--help": "-h"},
     "dlq list": {"--format": "-f", "--all": None, "--help": "-h"},
     "dlq replay": {"--value-file": None, "--help": "-h"},
@@ -204,7 +213,7 @@ TABLE: dict[str, dict[str, str | None]] = {
     },
     "webhooks replay": {"--since": None, "--order": None, "--failed": None, "--help": "-h"},
 }
-GROUPS = frozenset({"products", "inventory", "config", "dlq", "tokens", "webhooks"})
+GROUPS = frozenset({"products", "inventory", "config", "dlq", "tokens", "webhooks", "bridge"})
 #: global options that take no value
 ROOT_SWITCHES = frozenset({"--debug", "--version", "--help", "-h"})
 #: the settings of the distributed mode only
@@ -248,6 +257,7 @@ FAMILIES: dict[str, frozenset[str]] = {
     "test_webhook_deliveries": frozenset({"webhooks deliveries", "webhooks replay"}),
     "test_serve": frozenset({"serve"}),
     "test_notify": frozenset({"notify"}),
+    "test_bridge": frozenset({"bridge order-events"}),
 }
 
 # A catalogue whose stock levels the expected statuses rely on (examples/ may change).
@@ -365,10 +375,10 @@ class Store:
 
     # -- the engine
 
-    def background(self, name: str, *args: str) -> Engine:
+    def background(self, name: str, *args: str, options: Sequence[str] | None = None) -> Engine:
         """The console script with ARGS in the background, its output in ``NAME.log``; stopped
         (SIGTERM, by PID) with the store's engines."""
-        argv = (*self.options, *args)
+        argv = (*(self.options if options is None else options), *args)
         self.calls.append(argv)
         log = self.cwd / f"{name}.log"
         with log.open("wb") as out:  # the child keeps its own handle
@@ -1377,13 +1387,14 @@ def test_serve(store: Store, tmp_path: Path) -> None:
     server, url = store.serve(
         "--host", "127.0.0.1", "--port", "0", "--workers", "2", "--max-body", "4096",
         "--max-backlog", "0", "--heartbeat", "0.5", "--client-timeout", "5", "--no-access-log",
-        "--stream-buffer", "100", "--notify",
+        "--stream-buffer", "100", "--notify", "--compat", "none",
     )  # fmt: skip
     order = {"customer_id": "ada", "items": [{"product_id": "KB-01", "quantity": 1}]}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
         poll(lambda: http.get("/healthz").status_code, lambda code: code == 200, what="healthz")
         assert http.post("/v1/orders", json={**order, "id": "S-1"}).status_code == 201
         assert http.post("/v1/orders", json={**order, "notes": "x" * 5000}).status_code == 413
+        assert http.get("/api/order").status_code == 404  # --compat none, in every worker
         # no engine runs: S-1 waits, so the backlog (1) is over --max-backlog 0
         pushed_back = poll(
             lambda: http.post("/v1/orders", json={**order, "id": "S-2"}),
@@ -1402,7 +1413,7 @@ def test_serve(store: Store, tmp_path: Path) -> None:
     cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
     authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     tls, url = store.serve(
-        "--no-auth", "--port", "0", "--access-log",
+        "--no-auth", "--port", "0", "--access-log", "--compat", "earlier-api",
         "--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"),
     )  # fmt: skip
     assert url.startswith("https://127.0.0.1:")
@@ -1411,6 +1422,8 @@ def test_serve(store: Store, tmp_path: Path) -> None:
         products = poll(lambda: http.get("/v1/products"), lambda r: r.status_code == 200,
                         what="products over TLS")  # fmt: skip
         assert [p["product_id"] for p in products.json()][:2] == ["HD-03", "KB-01"]
+        earlier = http.get("/API/Product/HD-03").json()  # the earlier C# system's route
+        assert earlier == {"id": "HD-03", "name": "Headphones", "price": 179.0, "quantity": 3}
     assert tls.stop()[0] == 0
     assert re.search(r'"GET /v1/products" 200 .* rid=', tls.output()), tls.output()
     store.assert_covered("test_serve")
@@ -2038,3 +2051,66 @@ def test_terminal_commands(store: Store) -> None:
     assert stats["backlog"] == 0
     assert store.json("check", "--json", options=theirs)["ok"] is True
     store.assert_covered("test_terminal_commands")
+
+
+def test_bridge(store: Store, request: pytest.FixtureRequest, kafka_prefix: str) -> None:
+    """``bridge order-events`` submits the earlier topic's ``OrderCreated`` messages once and
+    sets the rest aside; on SQLite the Kafka flags name the broker that holds the topic."""
+    from kafka import KafkaProducer
+
+    from realorders.config import Config
+    from realorders.engine.backends.distributed.admin import admin_client
+
+    kafka = request.getfixturevalue("kafka_server")
+    topic, dead = f"{kafka_prefix}.order-events", f"{kafka_prefix}.order-events.dlq"
+    broker = Config(kafka_bootstrap=str(kafka.bootstrap))
+    admin = admin_client(broker)
+    try:
+        admin.create_topics(
+            {topic: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True
+        )
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=str(kafka.bootstrap))
+    for n in range(1, 4):
+        message = {
+            "EventType": "OrderCreated",
+            "OrderId": f"LEGACY-{n}",
+            "CustomerId": "ada",
+            "Items": [{"ProductId": "KB-01", "Quantity": 1}],
+            "Status": "Created",
+            "Timestamp": "2026-12-03T10:00:00Z",
+        }
+        producer.send(topic, key=f"LEGACY-{n}".encode(), value=json.dumps(message).encode())
+    producer.send(topic, key=b"LEGACY-X", value=b'{"EventType": "OrderShipped"}')
+    producer.flush()
+    producer.close()
+
+    store.init()
+    store.engine()
+    options = store.options
+    if store.backend == "sqlite":  # the broker of the earlier topic, beside the database
+        refused(store, "--kafka-bootstrap", str(kafka.bootstrap), "list", needs="--backend kafka")
+        options = (*options, "--kafka-bootstrap", str(kafka.bootstrap))
+    bridge = store.background(
+        "bridge",
+        *("bridge", "order-events", "--topic", topic, "--group", f"{kafka_prefix}-legacy"),
+        *("--dead-letters", dead, "--publish"),
+        options=options,
+    )
+    wait_for(
+        lambda: [store("show", f"LEGACY-{n}", "--json").returncode for n in range(1, 4)],
+        lambda codes: codes == [0, 0, 0],
+        progress=lambda codes: (codes, bridge.output()),
+        what="the bridge to take the three orders in",
+    )
+    for n in range(1, 4):
+        store.reaches(f"LEGACY-{n}", "delivered")
+    code, log = bridge.stop()
+    assert code == 0, log
+    assert "Traceback" not in log, log
+    assert "dead letter " in log, log
+    assert "EventType 'OrderShipped' is not 'OrderCreated'" in log, log
+    # --publish: the three came from the topic, so none is written back to it
+    assert "bridge stopped: 3 orders submitted, 0 duplicates, 1 dead letters, 0 published" in log
+    store.assert_covered("test_bridge")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -272,6 +272,32 @@ class KafkaCommandLog:
         for start in range(0, len(sent), 1000):
             self._r.hdel(f"{self._p}unsent", *sent[start : start + 1000])
         return results
+
+    def append_from_source(
+        self, orders: Sequence[Order], source: str, offsets: Mapping[str, int]
+    ) -> list[IntakeResult]:
+        # Marked first: an id marked but never appended is harmless, the reverse would
+        # publish an order back to where it came from. Offsets after the flush: until then
+        # a restarted reader reads the page again, and the claims answer "duplicate"
+        # (produced again if the flush never came).
+        for start in range(0, len(orders), 1000):
+            chunk = orders[start : start + 1000]
+            self._r.hset(f"{self._p}sourced", mapping={o.id: source for o in chunk})
+        results = self.append_orders(orders)
+        if offsets:
+            self._r.hset(f"{self._p}source:{source}", mapping=dict(offsets))
+        return results
+
+    def taken_from_source(self, order_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(order_ids))
+        if not ids:
+            return set()
+        found = self._r.hmget(f"{self._p}sourced", ids)
+        return {oid for oid, mark in zip(ids, found, strict=True) if mark is not None}
+
+    def source_offsets(self, source: str) -> dict[str, int]:
+        stored = self._r.hgetall(f"{self._p}source:{source}")
+        return {part.decode(): int(offset) for part, offset in stored.items()}
 
     def _unsent(self, order_ids: list[str]) -> list[tuple[Order, int, float]]:
         """Claimed orders an appender killed before its Kafka flush left behind.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -29,30 +29,65 @@ class SqliteCommandLog:
     def append_orders(self, orders: Sequence[Order]) -> list[IntakeResult]:
         if not orders:
             return []
-        now = time.time()
         with WriteTx(self._conn) as conn:
-            known = self.digests([o.id for o in orders])
-            position = conn.execute("SELECT coalesce(max(position), 0) FROM commands").fetchone()[0]
-            rows: list[tuple[Any, ...]] = []
-            results: list[IntakeResult] = []
-            for order in orders:
-                digest = order.digest()
-                seen = known.get(order.id)
-                if seen is not None:
-                    outcome = IntakeOutcome.DUPLICATE if seen == digest else IntakeOutcome.CONFLICT
-                    results.append(IntakeResult(order.id, outcome))
-                    continue
-                position += 1
-                known[order.id] = digest
-                rows.append(
-                    (position, "submit", order.id, digest, orjson.dumps(order.to_dict()), now)
-                )
-                results.append(IntakeResult(order.id, IntakeOutcome.ACCEPTED, position))
+            return self._append(conn, orders)
+
+    def append_from_source(
+        self, orders: Sequence[Order], source: str, offsets: Mapping[str, int]
+    ) -> list[IntakeResult]:
+        with WriteTx(self._conn) as conn:
+            results = self._append(conn, orders) if orders else []
             conn.executemany(
-                "INSERT INTO commands (position, kind, order_id, digest, body, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
+                "INSERT OR IGNORE INTO sourced_orders (order_id, source) VALUES (?, ?)",
+                [(order.id, source) for order in orders],
             )
+            conn.executemany(
+                "INSERT INTO source_offsets (source, part, next_offset) VALUES (?, ?, ?) "
+                "ON CONFLICT (source, part) DO UPDATE SET next_offset = excluded.next_offset",
+                [(source, part, offset) for part, offset in offsets.items()],
+            )
+        return results
+
+    def source_offsets(self, source: str) -> dict[str, int]:
+        return dict(
+            self._conn.execute(
+                "SELECT part, next_offset FROM source_offsets WHERE source = ?", (source,)
+            ).fetchall()
+        )
+
+    def taken_from_source(self, order_ids: Sequence[str]) -> set[str]:
+        return {
+            row[0]
+            for row in select_in(
+                self._conn,
+                "SELECT order_id FROM sourced_orders WHERE order_id IN ({marks})",
+                order_ids,
+            )
+        }
+
+    def _append(self, conn: sqlite3.Connection, orders: Sequence[Order]) -> list[IntakeResult]:
+        """The submissions of one write transaction (the caller holds it)."""
+        now = time.time()
+        known = self.digests([o.id for o in orders])
+        position = conn.execute("SELECT coalesce(max(position), 0) FROM commands").fetchone()[0]
+        rows: list[tuple[Any, ...]] = []
+        results: list[IntakeResult] = []
+        for order in orders:
+            digest = order.digest()
+            seen = known.get(order.id)
+            if seen is not None:
+                outcome = IntakeOutcome.DUPLICATE if seen == digest else IntakeOutcome.CONFLICT
+                results.append(IntakeResult(order.id, outcome))
+                continue
+            position += 1
+            known[order.id] = digest
+            rows.append((position, "submit", order.id, digest, orjson.dumps(order.to_dict()), now))
+            results.append(IntakeResult(order.id, IntakeOutcome.ACCEPTED, position))
+        conn.executemany(
+            "INSERT INTO commands (position, kind, order_id, digest, body, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         return results
 
     def digests(self, order_ids: Sequence[str]) -> dict[str, bytes]:

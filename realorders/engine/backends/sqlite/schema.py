@@ -190,7 +190,23 @@ CREATE TABLE IF NOT EXISTS delivery_lease (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+# v6: how far each outside source (the bridge's Kafka topic partitions) has been taken in,
+# written in the same transaction as the submissions it brought, and which orders came
+# that way (the bridge does not publish them back to where they came from).
+_V6 = """
+CREATE TABLE IF NOT EXISTS source_offsets (
+    source TEXT NOT NULL,
+    part TEXT NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (source, part)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sourced_orders (
+    order_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
