@@ -437,13 +437,19 @@ def measure(
     inventory: Path,
     orders: Path,
     args: argparse.Namespace,
+    prefix: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One engine count on a fresh store: init, engines up, import, drain, stop, check."""
+    """One engine count on a fresh store: init, engines up, import, drain, stop, check.
+
+    ``prefix`` names the store (default ``bench<engines>``); ``extra_env`` goes to every
+    realorders process (``distributed_ab.py`` points PYTHONPATH at the source to measure).
+    """
     n: int = args.n
-    prefix = f"bench{engines_count}"
+    prefix = prefix or f"bench{engines_count}"
     work = directory / prefix
     work.mkdir()
-    env = store_env(services, prefix, args.partitions)
+    env = store_env(services, prefix, args.partitions) | (extra_env or {})
     cmd = realorders_cmd()
     init = [*cmd, "init", "--inventory", str(inventory)]
     run_to_end(init, env, work, work / "init.log", timeout=120)

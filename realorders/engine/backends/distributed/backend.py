@@ -57,11 +57,8 @@ from realorders.engine.backends.distributed.dlq import read_dead_letters
 from realorders.engine.backends.distributed.inventory import RedisInventory
 from realorders.engine.backends.distributed.liveness import BrokerWatch, EngineRegistry
 from realorders.engine.backends.distributed.projection import OFFSETS_TIMEOUT_MS, EventsTopic
-from realorders.engine.backends.distributed.read import (
-    RedisEventLog,
-    RedisReadModel,
-    encode_event,
-)
+from realorders.engine.backends.distributed.read import RedisEventLog, RedisReadModel
+from realorders.engine.backends.distributed.records import encode_batch
 from realorders.engine.backends.distributed.tail import TopicTail
 from realorders.engine.backends.distributed.tokens import RedisTokens
 from realorders.engine.backends.distributed.webhooks import RedisWebhooks
@@ -363,22 +360,20 @@ class KafkaBackend:
         buffer.pass_through(changes.position)
         dead, buffer.dead = buffer.dead, []
         offsets = self._offsets_to_commit()
-        encoded = [encode_event(e) for e in changes.events]  # once: Kafka and the projection
-        by_order: dict[str, list[bytes]] = {}
-        for event, raw in zip(changes.events, encoded, strict=True):
-            by_order.setdefault(event.order_id, []).append(raw)
-        if not (by_order or dead or offsets or changes.stock_up):
+        # each event encoded once: spliced into its order's record, and kept by the projection
+        encoded, records = encode_batch(changes.events)
+        if not (records or dead or offsets or changes.stock_up):
             return
         try:
             producer.begin_transaction()
             sent: list[tuple[int, Any]] = []
             topic = self.config.events_topic
-            for order_id, raws in by_order.items():
+            for order_id, value, headers in records:
                 p = self.partition_of(order_id)
-                value = b"[" + b",".join(raws) + b"]"
-                sent.append(
-                    (p, producer.send(topic, key=order_id.encode(), value=value, partition=p))
+                future = producer.send(
+                    topic, key=order_id.encode(), value=value, partition=p, headers=headers
                 )
+                sent.append((p, future))
             self._send_wakes(producer, changes.stock_up)
             self._send_dead(producer, dead)
             if offsets:

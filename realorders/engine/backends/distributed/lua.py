@@ -227,6 +227,8 @@ return {1, delta}
 #: Idempotent: an order row or event at or below the stored version is skipped.
 #: Rows and events are stored as given (never parsed here); ``ver`` keeps each
 #: order's "version:status", all the projection needs of the row it replaces.
+#: An event's JSON carries no order id (``records.encode_event``): a tail entry
+#: keeps its chunk's ids beside the events (``o``, one ``cjson.encode`` per chunk).
 PROJECT = (
     _HELPERS
     + r"""
@@ -304,18 +306,19 @@ end
 save_holds()
 -- history per order and the global tail: entry <last seq>-1 holds a chunk of events
 local tail_seq = tonumber(redis.call('GET', P..'tailseq') or '0')
-local pushes, chunk, projected = {}, {}, 0
+local pushes, chunk, chunk_ids, projected = {}, {}, {}, 0
 local function add_tail_entry()
   tail_seq = tail_seq + #chunk
   redis.call('XADD', P..'tail', 'MINID', '~', math.max(0, tail_seq - 200000),
-    tail_seq..'-1', 'e', '['..table.concat(chunk, ',')..']')
-  chunk = {}
+    tail_seq..'-1', 'e', '['..table.concat(chunk, ',')..']', 'o', cjson.encode(chunk_ids))
+  chunk, chunk_ids = {}, {}
 end
 for i = 1, #batch.events do
   local oid, seq, raw = batch.events[i][1], batch.events[i][2], ARGV[2 + n + i]
   if seq > (versions[oid] or 0) then
     add_member(pushes, P..'ev:'..oid, raw)
     chunk[#chunk + 1] = raw
+    chunk_ids[#chunk] = oid
     projected = projected + 1
     if #chunk == 200 then add_tail_entry() end
   end

@@ -22,12 +22,8 @@ from realorders.domain import Event, Order, apply
 from realorders.engine.backends.distributed import lua
 from realorders.engine.backends.distributed.connect import kafka_kwargs, probe_kafka
 from realorders.engine.backends.distributed.inventory import flat_lines
-from realorders.engine.backends.distributed.read import (
-    RedisReadModel,
-    encode_event,
-    encode_state,
-    event_from_list,
-)
+from realorders.engine.backends.distributed.read import RedisReadModel, encode_state
+from realorders.engine.backends.distributed.records import decode_record, encode_event
 from realorders.engine.backends.distributed.tail import TopicTail
 from realorders.engine.ports import Changes
 
@@ -159,8 +155,7 @@ class EventsTopic:
         ends: dict[int, int] = {}
         for partition, offset, value in self.read(starts):
             ends[partition] = offset + 1
-            for raw in orjson.loads(value):
-                event = event_from_list(raw)
+            for event in decode_record(value):
                 pending.setdefault(event.order_id, []).append(event)
             if len(pending) >= _REPLAY_ORDERS:
                 replayed += self._replay(pending, ends)
@@ -234,8 +229,7 @@ class EventsTopic:
         by_order: dict[str, list[Event]] = {}
         starts = dict.fromkeys(range(self._partitions), 0)
         for _partition, _offset, value in self.read(starts):
-            for raw in orjson.loads(value):
-                event = event_from_list(raw)
+            for event in decode_record(value):
                 by_order.setdefault(event.order_id, []).append(event)
         for order_id in sorted(by_order):
             yield by_order[order_id]

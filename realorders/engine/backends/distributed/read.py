@@ -9,8 +9,10 @@ committed state. Layout (under the store's prefix):
 (prefix search) · ``upd:<status>`` open ids by last change · ``bo:<product>``
 backorders by arrival · ``fin``/``lat`` finished ids by time / by latency ·
 ``counts`` orders per status · ``tail`` a capped stream of every event with
-an integer cursor (entry ``<n>-1`` holds the chunk of events ending at cursor n) ·
-``onhand``/``held``/``ledger`` stock per product.
+an integer cursor (entry ``<n>-1`` holds the chunk of events ending at cursor n:
+``e`` the events, ``o`` their order ids) · ``onhand``/``held``/``ledger`` stock
+per product. Events are stored as ``records.encode_event`` made them for the
+events topic; stores projected before issue 16 hold positional arrays, read too.
 """
 
 from __future__ import annotations
@@ -23,16 +25,14 @@ import orjson
 import redis
 
 from realorders.domain import TERMINAL, Event, OrderState, Status
+from realorders.engine.backends.distributed.records import stored_event
 from realorders.engine.ports import OrderFilter, StockLevel
 
 __all__ = [
     "RedisEventLog",
     "RedisReadModel",
-    "decode_event",
     "decode_state",
-    "encode_event",
     "encode_state",
-    "event_from_list",
     "stats_from_parts",
 ]
 
@@ -64,19 +64,6 @@ def decode_state(raw: bytes) -> OrderState:
         terminal_at=d["terminal_at"],
         total=d["total"],
     )
-
-
-def encode_event(event: Event) -> bytes:
-    return orjson.dumps([event.order_id, event.seq, event.status, event.at, event.data])
-
-
-def decode_event(raw: bytes) -> Event:
-    return event_from_list(orjson.loads(raw))
-
-
-def event_from_list(fields: list[Any]) -> Event:
-    order_id, seq, status, at, data = fields
-    return Event(order_id, seq, _STATUSES[status], at, data)
 
 
 class RedisReadModel:
@@ -346,9 +333,14 @@ class RedisEventLog:
                 chunk = orjson.loads(fields[b"e"])
                 if chunk and isinstance(chunk[0], str):
                     chunk = [chunk]  # one event per entry: a store projected before chunking
-                for cursor, event_fields in enumerate(chunk, start=last - len(chunk) + 1):
+                # ids beside the events since issue 16; before, each array held its own
+                ids = orjson.loads(fields[b"o"]) if b"o" in fields else [""] * len(chunk)
+                first = last - len(chunk) + 1
+                for cursor, order_id, event_fields in zip(
+                    range(first, last + 1), ids, chunk, strict=True
+                ):
                     if cursor > after:
-                        found.append((cursor, event_from_list(event_fields)))
+                        found.append((cursor, stored_event(order_id, event_fields)))
                         if len(found) == limit:
                             return found
                 start = last + 1
@@ -360,7 +352,8 @@ class RedisEventLog:
         return int(self._r.get(f"{self._p}tailseq") or 0)
 
     def history(self, order_id: str) -> list[Event]:
-        return [decode_event(raw) for raw in self._r.lrange(f"{self._p}ev:{order_id}", 0, -1)]
+        raws = self._r.lrange(f"{self._p}ev:{order_id}", 0, -1)
+        return [stored_event(order_id, orjson.loads(raw)) for raw in raws]
 
     def scan(self) -> Iterator[list[Event]]:
         return self._scan()

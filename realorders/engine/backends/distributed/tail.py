@@ -14,11 +14,10 @@ import time
 from collections import deque
 from typing import Any
 
-import orjson
 from kafka import TopicPartition
 
 from realorders.domain import Event
-from realorders.engine.backends.distributed.read import event_from_list
+from realorders.engine.backends.distributed.records import decode_record
 
 __all__ = ["TopicTail"]
 
@@ -64,7 +63,7 @@ class TopicTail:
             polled = self._consumer.poll(timeout_ms=wait_ms, max_records=max(limit, 500))
             for records in polled.values():
                 for record in records:
-                    self._pending.extend(event_from_list(raw) for raw in orjson.loads(record.value))
+                    self._pending.extend(decode_record(record.value))
             if not self._behind() or time.monotonic() >= deadline:
                 break
             wait_ms = 50
