@@ -123,21 +123,27 @@ def running_store(backend: str, directory: Path, partitions: int = 4) -> Iterato
         env["REALORDERS_DB"] = str(db)
         yield RunningStore("sqlite", env, Config(db=db))
         return
-    script = load_services()
-    kafka_server: Any = None
-    redis_server: Any = None
-    try:
-        kafka_server = script.start_kafka(directory / "kafka")
-        redis_server = script.start_redis(directory / "redis")
-        services = Services(
-            kafka_server, redis_server, {"broker": kafka_server.pid, "redis": redis_server.pid}
-        )
+    with kafka_and_redis(directory) as services:
         prefix = f"bench{uuid.uuid4().hex[:6]}"
         yield RunningStore(
             "kafka",
             store_env(services, prefix, partitions),
             store_config(services, prefix, partitions),
             services,
+        )
+
+
+@contextlib.contextmanager
+def kafka_and_redis(directory: Path) -> Iterator[Services]:
+    """A broker and a Redis server of their own in ``directory``, stopped by PID after."""
+    script = load_services()
+    kafka_server: Any = None
+    redis_server: Any = None
+    try:
+        kafka_server = script.start_kafka(directory / "kafka")
+        redis_server = script.start_redis(directory / "redis")
+        yield Services(
+            kafka_server, redis_server, {"broker": kafka_server.pid, "redis": redis_server.pid}
         )
     finally:
         if kafka_server is not None:

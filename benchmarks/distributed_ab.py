@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 from _procs import realorders_cmd
-from _stores import Services, load_services, store_config, store_env
+from _stores import Services, kafka_and_redis, store_config, store_env
 from _workload import make_workload
 from distributed import load_average, machine_info, measure, run_to_end
 
@@ -163,30 +163,19 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
 def main() -> None:
     args = parse_args()
-    script = load_services()
     directory = Path(tempfile.mkdtemp(prefix="realorders-ab-"))
-    kafka_server: Any = None
-    redis_server: Any = None
     try:
-        kafka_server = script.start_kafka(directory / "kafka")
-        redis_server = script.start_redis(directory / "redis")
-        services = Services(
-            kafka_server, redis_server, {"broker": kafka_server.pid, "redis": redis_server.pid}
-        )
-        results: dict[str, Any] = {
-            "machine": machine_info(kafka_server.version, redis_server.version),
-            "load_average_start": load_average(),
-            "n": args.n,
-            "engines": args.engines,
-            "sources": {name: str(path) for name, path in args.source},
-        }
-        results["runs"] = alternate(args, directory, services)
-        results["load_average_end"] = load_average()
+        with kafka_and_redis(directory) as services:
+            results: dict[str, Any] = {
+                "machine": machine_info(services.kafka.version, services.redis.version),
+                "load_average_start": load_average(),
+                "n": args.n,
+                "engines": args.engines,
+                "sources": {name: str(path) for name, path in args.source},
+            }
+            results["runs"] = alternate(args, directory, services)
+            results["load_average_end"] = load_average()
     finally:
-        if kafka_server is not None:
-            script.stop_kafka(kafka_server)
-        if redis_server is not None:
-            script.stop_redis(redis_server)
         shutil.rmtree(directory, ignore_errors=True)
     report(args, results)
     if args.json:

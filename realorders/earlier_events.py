@@ -66,6 +66,8 @@ def parse_order_created(value: bytes | None) -> Order:
     if kind != EVENT_TYPE:
         raise MalformedMessage(f"EventType {kind!r} is not {EVENT_TYPE!r}")
     items = fields.get("items")
+    if items is None:
+        raise MalformedMessage("Items is missing")
     if not isinstance(items, list):
         raise MalformedMessage(f"Items must be a list, got {type(items).__name__}")
     lines = [_by_lower_name(i) if isinstance(i, dict) else i for i in items]

@@ -80,6 +80,17 @@ class Problem(Exception):
         self.headers = headers or {}
         self.extensions = extensions
 
+    @classmethod
+    def resubmitted(cls, order_id: str) -> Problem:
+        """``409``: an order id submitted before with other content (that one is kept)."""
+        return cls(
+            409,
+            "conflict",
+            f"order {order_id!r} was already submitted with different content; "
+            "the stored order is kept",
+            order_id=order_id,
+        )
+
 
 def problem_response(
     request: Request | None,

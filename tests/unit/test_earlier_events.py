@@ -55,6 +55,7 @@ def test_field_names_in_any_case_as_dotnet_readers_take_them() -> None:
         (message(OrderId=None), "OrderId must be a non-empty string"),
         (message(CustomerId=...), "CustomerId is missing"),
         (message(Items={}), "Items must be a list"),
+        (message(Items=...), "Items is missing"),
         (message(Items=[]), "Items must be a non-empty list"),
         (message(Items=[{"ProductId": "P", "Quantity": 0}]), "Quantity must be a whole number"),
         (message(Items=[{"ProductId": "P", "Quantity": "2"}]), "Quantity must be a whole number"),

@@ -84,13 +84,7 @@ async def create_order(request: Request, services: Writer) -> Response:
     await services.admit()
     result = await services.intake.submit(order)
     if result.outcome is IntakeOutcome.CONFLICT:
-        raise Problem(
-            409,
-            "conflict",
-            f"order {order.id!r} was already submitted with different content; "
-            "the stored order is kept",
-            order_id=order.id,
-        )
+        raise Problem.resubmitted(order.id)
     if result.outcome is IntakeOutcome.ACCEPTED:
         services.metrics.accepted.inc()
         return json_response(

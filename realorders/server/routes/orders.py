@@ -121,13 +121,7 @@ async def submit(request: Request, services: Writer) -> Response:
     order = _parse_order(body, idempotency_key)
     result = await services.intake.submit(order)
     if result.outcome is IntakeOutcome.CONFLICT:
-        raise Problem(
-            409,
-            "conflict",
-            f"order {order.id!r} was already submitted with different content; "
-            "the stored order is kept",
-            order_id=order.id,
-        )
+        raise Problem.resubmitted(order.id)
     created = result.outcome is IntakeOutcome.ACCEPTED
     if created:
         services.metrics.accepted.inc()
