@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
+#: pytest started as a background job of a non-interactive shell (nohup, ``cmd &`` in a
+#: script) has SIGINT ignored, and a child inherits that: it could not be interrupted. This
+#: puts SIGINT back to its default and execs the command (exec keeps the pid).
+_SIGINT_AS_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _console_script() -> list[str]:
     """The installed ``realorders`` entry point next to this interpreter (not python -m)."""
     script = Path(sys.executable).parent / "realorders"
@@ -80,9 +89,10 @@ class Cli:
         return result
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """The console script in the background, Ctrl-C-able as from a terminal (same pid)."""
         full_env = {**os.environ, "REALORDERS_DB": str(self.db), "NO_COLOR": "1", **(env or {})}
         return subprocess.Popen(
-            [*_console_script(), *args],
+            [sys.executable, "-c", _SIGINT_AS_A_TERMINAL, *_console_script(), *args],
             cwd=self.cwd,
             env=full_env,
             stdout=subprocess.PIPE,
