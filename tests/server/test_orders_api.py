@@ -252,6 +252,7 @@ def test_paging_while_orders_arrive_neither_skips_nor_repeats(api: Api) -> None:
         for oid in before:
             http.post("/v1/orders", json=order_body(oid, customer_id=customer)).raise_for_status()
     stop = threading.Event()
+    posting = threading.Event()
     arrived: list[str] = []
 
     def keep_posting() -> None:
@@ -260,10 +261,13 @@ def test_paging_while_orders_arrive_neither_skips_nor_repeats(api: Api) -> None:
                 oid = uid()
                 writer.post("/v1/orders", json=order_body(oid, customer_id=customer))
                 arrived.append(oid)
+                posting.set()
 
     feeder = threading.Thread(target=keep_posting)
     feeder.start()
     try:
+        # on a loaded machine the feeder's first POST can come after ten short pages
+        assert posting.wait(30), "the feeder posted nothing in 30 s"
         seen: list[str] = []
         with api.client(Scope.READ) as http:
             url: str | None = f"/v1/orders?customer_id={customer}&limit=4"
