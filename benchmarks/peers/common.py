@@ -3,7 +3,8 @@
 Stdlib only, so that a contender's only third-party imports are its own peer.
 A contender is a script run as::
 
-    python contenders/NAME.py --n N --seed S --dir SCRATCH --rate R --out RESULT.json
+    python contenders/NAME.py --n N --seed S --dir SCRATCH --rate R --out RESULT.json \
+        [--workload standard|backorder|restock]
 
 It sets up its store in SCRATCH (untimed), starts the :class:`Clock` just
 before its first submit, stops it when its last order is terminal (delivered
@@ -22,6 +23,7 @@ import sqlite3
 import sys
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any, NoReturn, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _procs
 
+import workload
 from _procs import proc_cpu, realorders_cmd
 
 __all__ = [
@@ -58,10 +61,23 @@ class Args:
     rate: float  # orders/s; 0 = saturation
     out: Path
     products: int
+    workload: str = "standard"  # a key of workload.SHAPES
 
     @property
     def mode(self) -> str:
         return "saturation" if self.rate <= 0 else "rate"
+
+    def orders(self) -> Iterator[workload.Order]:
+        """This run's orders in submission order, generated as they are consumed."""
+        return workload.iter_orders(self.n, self.seed, self.products, self.workload)
+
+    def stock(self) -> dict[str, int]:
+        """Initial stock per sku."""
+        return workload.stock_for(self.n, self.seed, self.products, self.workload)
+
+    def restocks(self) -> list[workload.Restock]:
+        """The restocks to interleave with the orders (:meth:`Pacer.run` does it)."""
+        return workload.restocks_for(self.n, self.seed, self.products, self.workload)
 
 
 def parse_args(description: str | None = None, argv: Sequence[str] | None = None) -> Args:
@@ -72,9 +88,10 @@ def parse_args(description: str | None = None, argv: Sequence[str] | None = None
     parser.add_argument("--rate", type=float, default=0.0, help="orders/s, open loop; 0 = max")
     parser.add_argument("--out", type=Path, required=True, help="result JSON")
     parser.add_argument("--products", type=int, default=200)
+    parser.add_argument("--workload", choices=sorted(workload.SHAPES), default="standard")
     ns = parser.parse_args(argv)
     ns.dir.mkdir(parents=True, exist_ok=True)
-    return Args(ns.n, ns.seed, ns.dir, ns.rate, ns.out, ns.products)
+    return Args(ns.n, ns.seed, ns.dir, ns.rate, ns.out, ns.products, ns.workload)
 
 
 def skip(reason: str) -> NoReturn:
@@ -135,16 +152,37 @@ class Pacer:
     wall_start: float = 0.0  # time.time() when order 0 was due
 
     def run(
-        self, orders: Iterable[T], submit: Callable[[list[T]], None], clock: Clock | None = None
+        self,
+        orders: Iterable[T],
+        submit: Callable[[list[T]], None],
+        clock: Clock | None = None,
+        restocks: Sequence[workload.Restock] = (),
+        restock: Callable[[workload.Restock], None] | None = None,
     ) -> None:
-        """Submit every order; starts ``clock`` (if given) just before the first submit."""
+        """Submit every order; starts ``clock`` (if given) just before the first submit.
+
+        Each of ``restocks`` is handed to ``restock`` once ``after`` orders are
+        submitted, never inside a batch: a chunk ends where a restock is due.
+        """
+        if restocks and restock is None:
+            raise ValueError("this workload has restocks: pass restock=")
+        queued = deque(sorted(restocks))
         it = iter(orders)
         if clock is not None:
             clock.start()
+
+        def restock_due() -> int:
+            """Hand over the restocks due now; how many orders may go before the next."""
+            while queued and queued[0].after <= self.submitted:
+                assert restock is not None
+                restock(queued.popleft())
+            return queued[0].after - self.submitted if queued else 1 << 62
+
         if self.rate <= 0:
-            while chunk := _take(it, self.batch):
+            while chunk := _take(it, min(self.batch, restock_due())):
                 submit(chunk)
                 self.submitted += len(chunk)
+            restock_due()
             return
         self.wall_start = time.time()
         start = time.perf_counter()
@@ -154,6 +192,7 @@ class Pacer:
         while pending is not None:
             now = time.perf_counter()
             due = int((now - start) * self.rate) + 1  # orders 0..due-1 are due by now
+            due = min(due, i + restock_due())
             chunk = []
             while pending is not None and i < due:
                 chunk.append(pending)
@@ -167,6 +206,7 @@ class Pacer:
                 delay = start + i * interval - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
+        restock_due()
 
     def lag(self) -> dict[str, float] | None:
         """Submit time minus due time (seconds): p50, p99, max; None at saturation."""
@@ -252,6 +292,7 @@ def write_result(
         "durability": durability,
         "versions": versions,
         "n": args.n,
+        "workload": args.workload,
         "rate": args.rate,
         "seconds": clock.seconds,
         "events": events,

@@ -2,12 +2,13 @@
 
 ``benchmarks/peers/run`` is the command; this module is its body (stdlib only,
 so that it can create the peers' venv before anything else is importable).
-Each run is ``python contenders/NAME.py --n N --seed S --dir D --rate R --out F``;
-the harness reaps it with ``os.wait4`` for its CPU and peak RSS (children it
-waited for included), times its whole life, and compares its counts and stock
+Each run is ``python contenders/NAME.py --n N --seed S --dir D --rate R --out F
+--workload W``, one per contender, N, mode and workload; the harness reaps it
+with ``os.wait4`` for its CPU and peak RSS (children it waited for included),
+times its whole life, and compares its counts and stock
 with :func:`workload.outcome`. What a contender may declare at module level
-(read with ``ast``, never imported here): ``MAX_N``, ``MODES``, ``KIND``,
-``GROUP``; see README.md.
+(read with ``ast``, never imported here): ``MAX_N``, ``MODES``, ``WORKLOADS``,
+``KIND``, ``GROUP``; see README.md.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ import workload
 HERE = Path(__file__).resolve().parent
 
 SMOKE = ("realorders_cli", "realorders_api", "sqlite_loop", "sqlite_group", "ceiling")
+SMOKE_WORKLOADS = ("standard", "restock")
+# --smoke runs the restock workload at saturation only, and not for the CLI (20 restocks are
+# 20 process starts, ~6 s) nor the per-change loop (fsync-bound, ~8 s): CI stays near 30 s
+SMOKE_RESTOCK = ("realorders_api", "sqlite_group", "ceiling")
+WORKLOADS = ("standard", "backorder")  # a contender's workloads unless it declares WORKLOADS
 LOCAL_MODULES = {p.stem for p in HERE.glob("*.py")}  # common, workload, kafka_services, …
 RESULT_KEYS = ("contender", "durability", "seconds", "events", "counts", "stock", "latency")
 
@@ -48,6 +54,7 @@ class Contender:
     path: Path
     max_n: int | None
     modes: tuple[str, ...]
+    workloads: tuple[str, ...]  # the workload shapes it runs (restocks need code of their own)
     kind: str  # "realorders", "peer" or "ceiling"
     group: str  # ratios compare contenders of one group ("embedded", "kafka")
     imports: tuple[str, ...]  # its top-level third-party imports
@@ -114,6 +121,7 @@ def discover(only: list[str] | None) -> list[Contender]:
                 path=path,
                 max_n=_constant(tree, "MAX_N"),
                 modes=tuple(_constant(tree, "MODES") or ("saturation", "rate")),
+                workloads=tuple(_constant(tree, "WORKLOADS") or WORKLOADS),
                 kind=kind,
                 group=_constant(tree, "GROUP") or "embedded",
                 imports=_imports(tree, siblings),
@@ -131,12 +139,16 @@ def discover(only: list[str] | None) -> list[Contender]:
     return sorted(found, key=lambda c: (order.get(c.kind, 1), c.name))
 
 
-def skipped(contender: Contender, n: int, mode: str, args: argparse.Namespace) -> str | None:
+def skipped(
+    contender: Contender, n: int, mode: str, args: argparse.Namespace, shape: str = "standard"
+) -> str | None:
     """Why this run is not made, in words for the table; None to run it."""
     if mode not in contender.modes:
         return "n/a"
     if contender.missing:
         return f"not installed: {', '.join(contender.missing)}"
+    if shape not in contender.workloads:
+        return "not run: no restocks" if shape == "restock" else f"not run: no {shape} workload"
     if contender.max_n is not None and n > contender.max_n:
         return f"not run: MAX_N {contender.max_n:,}"
     if mode == "rate" and n > args.rate_max_n:
@@ -144,19 +156,27 @@ def skipped(contender: Contender, n: int, mode: str, args: argparse.Namespace) -
     return None
 
 
-def _workdir(name: str, n: int, mode: str, rep: int) -> str:
-    return f"{name}-{n}-{mode}-{rep}"
+def in_smoke(contender: Contender, mode: str, shape: str) -> bool:
+    """Whether ``--smoke`` makes this run: the restock workload only where it is quick."""
+    if shape != "restock":
+        return True
+    return mode == "saturation" and contender.name in SMOKE_RESTOCK
+
+
+def _workdir(name: str, n: int, mode: str, rep: int, shape: str) -> str:
+    return f"{name}-{shape}-{n}-{mode}-{rep}"
 
 
 def combine(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One run per contender, N and mode: a FAILED repeat if any, else the median by orders/s.
+    """One run per contender, N, mode and workload: a FAILED repeat if any, else the median.
 
     Every repeat's orders/s stays in ``repeats`` (the machine is shared: the
     spread says how much to trust a figure).
     """
-    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
     for run in done:
-        groups.setdefault((run["contender"], run["n"], run["mode"]), []).append(run)
+        key = (run["contender"], run["n"], run["mode"], run.get("workload", "standard"))
+        groups.setdefault(key, []).append(run)
     runs = []
     for group in groups.values():
         failed = [r for r in group if r["status"] == "FAILED"]
@@ -169,16 +189,29 @@ def combine(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_one(
-    contender: Contender, n: int, mode: str, rep: int, args: argparse.Namespace, scratch: Path
+    contender: Contender,
+    n: int,
+    mode: str,
+    rep: int,
+    args: argparse.Namespace,
+    scratch: Path,
+    shape: str = "standard",
 ) -> dict[str, Any]:
     """One subprocess; its result with the harness's own measurements added."""
     rate = args.rate if mode == "rate" else 0.0
-    workdir = scratch / _workdir(contender.name, n, mode, rep)
+    workdir = scratch / _workdir(contender.name, n, mode, rep, shape)
     workdir.mkdir(parents=True)
     out = workdir / "result.json"
     cmd = [contender.python, str(contender.path), "--n", str(n), "--seed", str(args.seed)]
     cmd += ["--dir", str(workdir / "store"), "--rate", f"{rate:g}", "--out", str(out)]
-    base: dict[str, Any] = {"contender": contender.name, "n": n, "mode": mode, "rate": rate}
+    cmd += ["--workload", shape]
+    base: dict[str, Any] = {
+        "contender": contender.name,
+        "n": n,
+        "mode": mode,
+        "workload": shape,
+        "rate": rate,
+    }
     log = workdir / "stderr.log"
     with log.open("wb") as err:
         started = time.perf_counter()
@@ -270,6 +303,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop orders/s")
     parser.add_argument("--rate-max-n", type=int, default=100_000, help="largest N run at --rate")
     parser.add_argument("--modes", default="saturation,rate", help="saturation and/or rate")
+    parser.add_argument(
+        "--workload",
+        default=",".join(workload.SHAPES),
+        help=f"comma-separated workload shapes ({', '.join(workload.SHAPES)})",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each, interleaved; the median is reported"
@@ -284,14 +322,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the scratch stores")
     parser.add_argument("--no-install", action="store_true", help="use this interpreter as is")
     parser.add_argument(
-        "--smoke", action="store_true", help="--n 2000, realorders and the loops, no install"
+        "--smoke",
+        action="store_true",
+        help="--n 2000, realorders and the loops, standard and restock workloads, no install",
     )
     args = parser.parse_args(argv)
     if args.smoke:
         args.n, args.no_install = "2000", True
         args.only = args.only or ",".join(SMOKE)
+    # --smoke's own plan (SMOKE_WORKLOADS, restock where quick) unless --workload is given
+    args.smoke_plan = args.smoke and not any(a.split("=")[0] == "--workload" for a in argv)
+    if args.smoke_plan:
+        args.workload = ",".join(SMOKE_WORKLOADS)
     args.ns = [int(x.replace("_", "")) for x in args.n.split(",") if x.strip()]
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    args.workloads = [w.strip() for w in args.workload.split(",") if w.strip()]
+    if not args.workloads or set(args.workloads) - set(workload.SHAPES):
+        parser.error(f"--workload takes {', '.join(workload.SHAPES)}")
     if not args.ns or any(n < 1 for n in args.ns):
         parser.error("--n needs positive counts")
     if args.repeat < 1:
@@ -320,28 +367,42 @@ def main(argv: list[str] | None = None) -> int:
     info = machine.describe(argv, pythons)
     done: list[dict[str, Any]] = []
     planned = [
-        (n, mode, rep, c)
+        (n, shape, mode, rep, c)
         for n in args.ns
+        for shape in args.workloads
         for mode in args.mode_list
         for rep in range(args.repeat)  # interleaved: a noisy minute hits every contender
         for c in contenders
-        if rep == 0 or skipped(c, n, mode, args) is None
+        if (rep == 0 or skipped(c, n, mode, args, shape) is None)
+        and (not args.smoke_plan or in_smoke(c, mode, shape))
     ]
     try:
-        expected: dict[int, workload.Outcome] = {}
-        for index, (n, mode, rep, contender) in enumerate(planned, 1):
-            if n not in expected:  # streamed: the harness stays small (its RSS is the floor)
-                stock = workload.stock_for(n, args.seed)
-                expected[n] = workload.outcome(stock, workload.iter_orders(n, args.seed))
-            why = skipped(contender, n, mode, args)
+        expected: dict[tuple[int, str], workload.Outcome] = {}
+        for index, (n, shape, mode, rep, contender) in enumerate(planned, 1):
+            if (
+                n,
+                shape,
+            ) not in expected:  # streamed: the harness stays small (its RSS is the floor)
+                expected[n, shape] = workload.outcome(
+                    workload.stock_for(n, args.seed, shape=shape),
+                    workload.iter_orders(n, args.seed, shape=shape),
+                    workload.restocks_for(n, args.seed, shape=shape),
+                )
+            why = skipped(contender, n, mode, args, shape)
             if why is not None:
-                run: dict[str, Any] = {"contender": contender.name, "n": n, "mode": mode}
+                run: dict[str, Any] = {
+                    "contender": contender.name,
+                    "n": n,
+                    "mode": mode,
+                    "workload": shape,
+                }
                 run["status"], run["reason"] = ("n/a", "") if why == "n/a" else why.split(": ", 1)
             else:
-                run = run_one(contender, n, mode, rep, args, scratch)
-                check(run, contender, expected[n])
+                run = run_one(contender, n, mode, rep, args, scratch, shape)
+                check(run, contender, expected[n, shape])
                 if not args.keep:
-                    shutil.rmtree(scratch / _workdir(contender.name, n, mode, rep) / "store", True)
+                    store = scratch / _workdir(contender.name, n, mode, rep, shape) / "store"
+                    shutil.rmtree(store, True)
             run["kind"], run["group"] = contender.kind, contender.group
             done.append(run)
             report.progress(index, len(planned), run)
@@ -352,7 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = combine(done)
     info["harness_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     info["load_after"] = os.getloadavg()
-    results = {"machine": info, "rate": args.rate, "seed": args.seed, "runs": runs}
+    results = {
+        "machine": info,
+        "rate": args.rate,
+        "seed": args.seed,
+        "workloads": args.workloads,
+        "runs": runs,
+    }
     results["summary"] = report.summary(runs, args.rate)
     report.print_table(results)
     if args.json:

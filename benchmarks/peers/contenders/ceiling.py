@@ -2,12 +2,15 @@
 
 Not a contender: no orders, no stock, no reads, no commands, no read model,
 only the event rows (as many as realorders writes for this workload: 5 per
-delivered order, 2 per backordered one) into a table shaped like realorders'
+delivered order, 2 per backordered one, 6 per order a restock wakes: pending,
+backordered, reserved, packed, shipped, delivered) into a table shaped like realorders'
 ``events`` (same columns, same ``(order_id, seq)`` index) with the connection
 settings of realorders' own store (its ``connect``: WAL, ``synchronous=NORMAL``,
 16 MiB cache). Rows are built outside the clock in chunks of 100,000 so that
 memory stays bounded at any N; only the inserts and the ``COMMIT`` are timed.
-Counts and stock are ``expected()``'s, not read from a store.
+Counts and stock are ``expected()``'s, not read from a store. Restocks are no
+rows of realorders' ``events`` (its ledger holds them): they change only which
+orders get the sixth row.
 """
 
 from __future__ import annotations
@@ -26,15 +29,34 @@ from realorders.engine.backends.sqlite.schema import connect
 
 MODES = ("saturation",)
 KIND = "ceiling"
+WORKLOADS = ("standard", "backorder", "restock")
 CHUNK = 100_000
 DELIVERED = ("pending", "reserved", "packed", "shipped", "delivered")
 BACKORDERED = ("pending", "backordered")
+WOKEN = ("pending", "backordered", "reserved", "packed", "shipped", "delivered")
 
 
-def rows(args: common.Args, stock: dict[str, int], at: float) -> Iterator[tuple]:
-    for order in workload.iter_orders(args.n, args.seed, args.products):
-        ok = all(stock[sku] > 0 for sku, _ in order.lines)
-        for seq, status in enumerate(DELIVERED if ok else BACKORDERED, 1):
+def rows(
+    args: common.Args, stock: dict[str, int], restocks: list[workload.Restock], at: float
+) -> Iterator[tuple]:
+    """Each order's events: delivered, backordered, or backordered until a restock woke it.
+
+    An order is delivered when every product it asks for has stock or gets
+    some; it waited when one of them had none and its first restock came after
+    the order (the workload's classes make that the whole rule).
+    """
+    first: dict[str, int] = {}  # sku -> orders submitted before its first restock
+    for r in restocks:
+        first[r.sku] = min(first.get(r.sku, r.after), r.after)
+    for i, order in enumerate(args.orders()):
+        skus = [sku for sku, _ in order.lines]
+        if not all(stock[sku] > 0 or sku in first for sku in skus):
+            statuses = BACKORDERED
+        elif any(stock[sku] <= 0 and first[sku] > i for sku in skus):
+            statuses = WOKEN
+        else:
+            statuses = DELIVERED
+        for seq, status in enumerate(statuses, 1):
             yield (order.order_id, seq, status, at, None)
 
 
@@ -46,8 +68,9 @@ def main() -> None:
         "seq INTEGER NOT NULL, status TEXT NOT NULL, at REAL NOT NULL, data BLOB)"
     )
     conn.execute("CREATE UNIQUE INDEX events_order_seq ON events(order_id, seq)")
-    stock = workload.stock_for(args.n, args.seed, args.products)
-    source = rows(args, stock, time.time())
+    stock = args.stock()
+    restocks = args.restocks()
+    source = rows(args, stock, restocks, time.time())
     clock = common.Clock()
     chunk = [row for _, row in zip(range(CHUNK), source, strict=False)]
     clock.start()
@@ -66,7 +89,7 @@ def main() -> None:
     clock.seconds -= building
     events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     conn.close()
-    out = workload.outcome(stock, workload.iter_orders(args.n, args.seed, args.products))
+    out = workload.outcome(stock, args.orders(), restocks)
     common.write_result(
         args,
         contender="ceiling",

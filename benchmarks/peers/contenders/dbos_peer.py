@@ -140,7 +140,7 @@ def wait_terminal(path: Path, n: int) -> None:
 
 def main() -> int:
     args = common.parse_args(__doc__.splitlines()[0] if __doc__ else None)
-    app, system = setup(args.dir, workload.stock_for(args.n, args.seed, args.products))
+    app, system = setup(args.dir, args.stock())
 
     ds = SQLAlchemyDatasource.create(f"sqlite:///{app}")
     fulfil = build(ds)
@@ -162,7 +162,7 @@ def main() -> int:
                 lines = [list(line) for line in order.lines]
                 queue.enqueue(fulfil, order.order_id, lines, time.time())
 
-        pacer.run(workload.iter_orders(args.n, args.seed, args.products), submit, clock)
+        pacer.run(args.orders(), submit, clock)
         wait_terminal(app, args.n)
         clock.stop()
         clock.stop_cpu()

@@ -277,7 +277,7 @@ def main() -> None:
                 linger_ms=5,
                 batch_size=256 * 1024,
             )
-            stock = workload.stock_for(args.n, args.seed, args.products)
+            stock = args.stock()
             for sku, level in stock.items():  # untimed, and proof that the worker is up
                 producer.send("stock-set", key=sku.encode(), value=str(level).encode())
             producer.flush()
@@ -301,7 +301,7 @@ def main() -> None:
 
             worker_cpu = common.proc_cpu(proc.pid)
             services.mark_cpu()
-            pacer.run(workload.iter_orders(args.n, args.seed, args.products), submit, clock)
+            pacer.run(args.orders(), submit, clock)
             producer.flush()
             wait_committed(admin, "orders", args.n, proc, max(600.0, args.n / 50))
             clock.stop()

@@ -48,7 +48,7 @@ def records(args: common.Args) -> list[tuple[bytes, bytes]]:
             order.order_id.encode(),
             encode_command(CommandKind.SUBMIT, order.order_id, workload.order_json(order), i, now),
         )
-        for i, order in enumerate(workload.iter_orders(args.n, args.seed, args.products), 1)
+        for i, order in enumerate(args.orders(), 1)
     ]
 
 
@@ -74,10 +74,7 @@ def main() -> None:
         versions.update(services.versions())
     assert clock.cpu_seconds is not None
     extra["cpu_seconds_with_services"] = clock.cpu_seconds + sum(service_cpu.values())
-    out = workload.outcome(
-        workload.stock_for(args.n, args.seed, args.products),
-        workload.iter_orders(args.n, args.seed, args.products),
-    )
+    out = workload.outcome(args.stock(), args.orders(), args.restocks())
     common.write_result(
         args,
         contender="kafka_ceiling",

@@ -9,7 +9,15 @@
   engine runs in the main thread (``Client.engine()``) while a submitter
   thread, with a ``Client`` of its own, calls ``Client.submit_many`` with the
   orders due at each tick (open loop). The clock stops when the engine has committed the
-  last order's position; with zero delays every order has then settled.
+  last command's position (the last order's or restock's); with zero delays every
+  order has then settled.
+
+Restocks (``--workload restock``): ``Client.restock(sku, quantity)`` from the
+submitting client, between the ``submit_many`` calls where ``Pacer.run`` hands
+them over, so the restock command lands in the log right after the orders that
+precede it. The engine applies it in log order and wakes, in the same batch,
+the backordered orders waiting for it (zero delays: they are delivered before
+that batch commits), so the two stops above still mean every order is final.
 
 Each ``submit_many`` call is one transaction per 1,000 orders on the command
 log. Counts, stock, events and latency
@@ -34,22 +42,22 @@ from realorders_cli import DURABILITY, read_back
 from realorders import Client, Delays, LineItem, Order
 
 POLL = 0.002  # the submitter's check, after its last submit, that the engine has caught up
+WORKLOADS = ("standard", "backorder", "restock")
 
 
 def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
     db = args.dir / "realorders.db"
-    inventory = workload.write_inventory(
-        workload.stock_for(args.n, args.seed, args.products), args.dir
-    )
+    inventory = workload.write_inventory(args.stock(), args.dir)
+    restocks = args.restocks()
     with Client(db) as client:
         client.init(inventory)
     clock = common.Clock()
     pacer = common.Pacer(args.rate, batch=1000)  # saturation: submit_many's own chunk
     if args.rate <= 0:
-        saturate(args, db, clock, pacer)
+        saturate(args, db, clock, pacer, restocks)
     else:
-        paced(args, db, clock, pacer)
+        paced(args, db, clock, pacer, restocks)
     common.write_result(
         args,
         contender="realorders_api",
@@ -64,6 +72,11 @@ def main() -> None:
                 else "one process: engine in the main thread, "
                 "Client.submit_many per tick from a thread"
             )
+            + (
+                f"; {len(restocks)} restocks by Client.restock between the submits"
+                if restocks
+                else ""
+            )
             + "; zero delays; terminal times are the events' `at`, stamped before their "
             "batch commits"
         ),
@@ -75,19 +88,34 @@ def to_order(o: workload.Order) -> Order:
     return Order(o.order_id, o.customer, tuple(LineItem(sku, qty) for sku, qty in o.lines))
 
 
-def saturate(args: common.Args, db: Path, clock: common.Clock, pacer: common.Pacer) -> None:
+def saturate(
+    args: common.Args,
+    db: Path,
+    clock: common.Clock,
+    pacer: common.Pacer,
+    restocks: list[workload.Restock],
+) -> None:
     with Client(db) as client:
 
         def submit(batch: list[workload.Order]) -> None:
             client.submit_many([to_order(o) for o in batch])
 
-        pacer.run(workload.iter_orders(args.n, args.seed, args.products), submit, clock)
+        def restock(r: workload.Restock) -> None:
+            client.restock(r.sku, r.quantity)
+
+        pacer.run(args.orders(), submit, clock, restocks=restocks, restock=restock)
         client.run(until_idle=True, delays=Delays(), handle_signals=False)
         clock.stop()
         clock.stop_cpu()
 
 
-def paced(args: common.Args, db: Path, clock: common.Clock, pacer: common.Pacer) -> None:
+def paced(
+    args: common.Args,
+    db: Path,
+    clock: common.Clock,
+    pacer: common.Pacer,
+    restocks: list[workload.Restock],
+) -> None:
     engine_client = Client(db)
     engine = engine_client.engine(delays=Delays())
     failure: list[BaseException] = []
@@ -100,10 +128,14 @@ def paced(args: common.Args, db: Path, clock: common.Clock, pacer: common.Pacer)
                 def submit(batch: list[workload.Order]) -> None:
                     nonlocal last
                     for result in client.submit_many([to_order(o) for o in batch]):
-                        last = result.position or last
+                        last = max(last, result.position or last)
 
-                orders = workload.iter_orders(args.n, args.seed, args.products)
-                pacer.run(orders, submit, clock)
+                def restock(r: workload.Restock) -> None:
+                    nonlocal last
+                    last = max(last, client.restock(r.sku, r.quantity))
+
+                pacer.run(args.orders(), submit, clock, restocks=restocks, restock=restock)
+                # the engine's committed position; a restock's woken orders commit with it
                 while client.backend.position() < last:
                     time.sleep(POLL)
                 clock.stop()

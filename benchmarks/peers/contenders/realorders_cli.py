@@ -10,9 +10,36 @@ Untimed: the workload's ``inventory.csv`` and ``orders.ndjson``, then
   NDJSON line per order, when it is due, into ``realorders import -
   --batch-size 1`` (each order is appended as it arrives: with a bigger batch
   the import would hold orders until the batch fills). The clock stops when
-  the engine has committed every command. Latency runs from each order's due
-  time (see ``due_latency``). Both processes are started, and have loaded,
+  the engine has committed every command (restocks included: the orders a
+  restock wakes are committed in its batch). Latency runs from each order's
+  due time (see ``due_latency``). Both processes are started, and have loaded,
   before the clock starts.
+
+Restocks (``--workload restock``) are ``realorders inventory restock SKU QTY``,
+one process each, as an operator restocks:
+
+- saturation: the orders file is split where restocks fall due (untimed:
+  ``orders-0.ndjson``, ``orders-1.ndjson``, …); timed: ``import orders-0.ndjson``,
+  then the restocks due after it, one after the other, ``import
+  orders-1.ndjson``, …, then ``run --until-idle``. With no engine up each
+  restock only appends its command ("queued"): every restock is at the
+  workload's place in the log, behind the segment imported before it;
+- ``--rate R``: when a restock falls due, the pacer's thread waits until
+  ``import -`` has appended the last order written into the pipe (that order's
+  submit command is in the log; the pipe is asynchronous), then starts the
+  restock process and goes on: the orders keep flowing at their rate, as they
+  would while an operator types the command. So a restock comes after every
+  order before it, but the orders that fall due while its process starts are
+  appended before it: ~0.5 s of them for one process on a quiet core, seconds
+  when a wave's 6-7 processes start together on a busy 2-core machine. Those
+  among them that need the product are backordered, then woken by it: more
+  state changes (events) than the workload's own order makes, the same final
+  state. Every restock process has exited (appended its command and, the
+  engine being up, seen it applied) before ``import -``'s stdin is closed.
+
+Either way each restock process starts Python and loads the CLI, ~0.5 s of
+CPU here; with 20 restocks in this workload that dominates the restock
+workload's time and CPU at small N, as it would an operator's script.
 
 Zero fulfilment delays (``--delays pack=0,ship=0,deliver=0``, also the default).
 Counts and stock come back through the Client API; events and latency
@@ -22,6 +49,7 @@ time the order was appended) from the store's tables.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -46,6 +74,7 @@ DURABILITY = (
 )
 LATENCY_SQL_END = "coalesce(terminal_at, updated_at)"
 LATENCY_SQL = f"{LATENCY_SQL_END} - created_at"
+WORKLOADS = ("standard", "backorder", "restock")
 
 
 def clean_env(db: Path) -> dict[str, str]:
@@ -133,10 +162,90 @@ def wait_processed(db: Path) -> None:
             time.sleep(0.005)
 
 
+def segments(
+    args: common.Args, restocks: list[workload.Restock]
+) -> list[tuple[Path | None, list[workload.Restock]]]:
+    """The orders in NDJSON files split where restocks fall due: ``[(file, restocks after it)]``.
+
+    Without restocks, one ``orders.ndjson`` with every order (what
+    ``workload.write_files_for`` writes). A segment with no orders (a restock
+    due before the first order, or after the last) has no file.
+    """
+    waves: dict[int, list[workload.Restock]] = {}
+    for r in restocks:
+        waves.setdefault(r.after, []).append(r)
+    orders = args.orders()
+    steps: list[tuple[Path | None, list[workload.Restock]]] = []
+    done = 0
+    for end in sorted({*waves, args.n}):
+        path = args.dir / (f"orders-{len(steps)}.ndjson" if waves else "orders.ndjson")
+        with path.open("w") as f:
+            for order in itertools.islice(orders, max(0, end - done)):
+                f.write(json.dumps(workload.order_json(order), separators=(",", ":")) + "\n")
+        steps.append((path if end > done else None, waves.get(end, [])))
+        done = max(done, end)
+    return steps
+
+
+class Restocking:
+    """At a rate: ``realorders inventory restock`` processes, started once their orders are in.
+
+    ``start`` (the pacer's ``restock`` callback) waits until ``import -`` has
+    appended the last order written into its pipe, then starts the process and
+    returns; ``finish`` waits for every started one.
+    """
+
+    def __init__(
+        self,
+        cmd: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        db: Path,
+        intake: subprocess.Popen[bytes],
+    ) -> None:
+        self.cmd, self.env, self.cwd, self.db, self.intake = cmd, env, cwd, db, intake
+        self.written: str | None = None  # the last order id written into the pipe
+        self.running: list[tuple[workload.Restock, subprocess.Popen[str]]] = []
+
+    def start(self, r: workload.Restock) -> None:
+        self._wait_appended()
+        proc = subprocess.Popen(
+            [*self.cmd, "inventory", "restock", r.sku, str(r.quantity)],
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.running.append((r, proc))
+
+    def _wait_appended(self) -> None:
+        if self.written is None:
+            return
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            query = "SELECT 1 FROM commands WHERE kind = 'submit' AND order_id = ?"
+            while conn.execute(query, (self.written,)).fetchone() is None:
+                if self.intake.poll() is not None:
+                    raise SystemExit(f"realorders import - exited {self.intake.returncode}")
+                time.sleep(0.001)
+        finally:
+            conn.close()
+
+    def finish(self) -> None:
+        for r, proc in self.running:
+            _, stderr = proc.communicate()
+            if proc.returncode != 0:
+                raise SystemExit(f"realorders inventory restock {r.sku} failed: {stderr}")
+        self.running.clear()
+
+
 def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
     db = args.dir / "realorders.db"
-    orders_file, inventory = workload.write_files_for(args.n, args.seed, args.products, args.dir)
+    restocks = args.restocks()
+    inventory = workload.write_inventory(args.stock(), args.dir)
     cmd = common.realorders_cmd()
     env = clean_env(db)
     run(cmd, env, args.dir, "init", "--inventory", str(inventory))
@@ -144,12 +253,22 @@ def main() -> None:
     pacer = common.Pacer(args.rate)
     extra: dict[str, Any] = {}
     if args.rate <= 0:
+        steps = segments(args, restocks)  # untimed: the files
         clock.start()
-        run(cmd, env, args.dir, "import", str(orders_file))
+        for orders_file, due in steps:
+            if orders_file is not None:
+                run(cmd, env, args.dir, "import", str(orders_file))
+            for r in due:
+                run(cmd, env, args.dir, "inventory", "restock", r.sku, str(r.quantity))
         run(cmd, env, args.dir, "run", "--until-idle", "--delays", ZERO_DELAYS)
         clock.stop()
         clock.stop_cpu()
-        how = "import FILE, then run --until-idle"
+        how = (
+            "import FILE, then run --until-idle"
+            if not restocks
+            else f"import of {len(steps)} segments, each followed by the "
+            "`inventory restock` processes due there, then run --until-idle"
+        )
     else:
         engine_log = (args.dir / "engine.log").open("wb")
         engine = subprocess.Popen(
@@ -172,6 +291,8 @@ def main() -> None:
         pipe = intake.stdin
         wait_idle(intake.pid)
 
+        restocking = Restocking(cmd, env, args.dir, db, intake)
+
         def submit(batch: list[workload.Order]) -> None:
             pipe.write(
                 b"".join(
@@ -180,9 +301,11 @@ def main() -> None:
                 )
             )
             pipe.flush()
+            restocking.written = batch[-1].order_id
 
-        # the same orders as the file, generated again as they fall due
-        pacer.run(workload.iter_orders(args.n, args.seed, args.products), submit, clock)
+        # the orders, generated as they fall due
+        pacer.run(args.orders(), submit, clock, restocks=restocks, restock=restocking.start)
+        restocking.finish()
         pipe.close()
         if intake.wait() != 0:
             raise SystemExit(f"realorders import - failed: {intake.stderr.read().decode()}")
@@ -194,6 +317,11 @@ def main() -> None:
         clock.stop_cpu()
         extra = due_latency(db, pacer)
         how = "run (already up) fed by import - --batch-size 1, one NDJSON line per order as due"
+        if restocks:
+            how += (
+                "; each restock an `inventory restock` process, started once import has "
+                "appended the orders before it, while the next orders keep coming"
+            )
     common.write_result(
         args,
         contender="realorders_cli",

@@ -184,7 +184,9 @@ def row_stats(url: str, n: int, due: tuple[float, float] | None) -> dict[str, An
 def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
     kafka_services.stop_on_signals()
-    orders_file, inventory = workload.write_files_for(args.n, args.seed, args.products, args.dir)
+    orders_file, inventory = workload.write_files_for(
+        args.n, args.seed, args.products, args.dir, shape=args.workload
+    )
     cmd = common.realorders_cmd()
     with kafka_services.Services(args.dir) as services:
         env = store_env(services)
@@ -213,7 +215,7 @@ def main() -> None:
                             ]
                         )
 
-                    orders = workload.iter_orders(args.n, args.seed, args.products)
+                    orders = args.orders()
                     pacer.run(orders, submit, clock)
                     how = "a paced submitter appends each tick's due orders (Client intake)"
                 wait_settled(client, engine, args.n)

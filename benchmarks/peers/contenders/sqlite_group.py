@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from sqlite_loop import run_loop
 
+WORKLOADS = ("standard", "backorder", "restock")  # restocks: see sqlite_loop.py
+
 if __name__ == "__main__":
     run_loop(
         "sqlite_group",
