@@ -168,7 +168,7 @@ def test_a_database_from_before_deliveries_gets_them_when_opened(tmp_path: Path)
         assert backend.deliveries.enqueue([d], 5) == 1
         assert backend.deliveries.due(T0, 10) == [d]
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert {
             "deliveries_ready",

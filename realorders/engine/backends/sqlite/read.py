@@ -116,19 +116,20 @@ class SqliteReadModel:
     def backordered(
         self, product_id: str | None, after_arrival: int, limit: int
     ) -> list[OrderState]:
-        sql = (
-            f"SELECT {_ORDER_COLUMNS} FROM orders "
-            f"WHERE status = 'backordered' AND {_OPEN} AND arrival > ?"
-        )
-        args: list[Any] = [after_arrival]
-        if product_id is not None:
-            sql += (
-                " AND EXISTS (SELECT 1 FROM json_each(orders.items) "
-                "WHERE json_each.value ->> 'product_id' = ?)"
+        if product_id is None:
+            sql = (
+                f"SELECT {_ORDER_COLUMNS} FROM orders "
+                f"WHERE status = 'backordered' AND {_OPEN} AND arrival > ? "
+                "ORDER BY arrival LIMIT ?"
             )
-            args.append(product_id)
-        sql += " ORDER BY arrival LIMIT ?"
-        args.append(limit)
+            args: tuple[Any, ...] = (after_arrival, limit)
+        else:  # the waiting list of one product (schema v7), not every backorder's items
+            sql = (
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE arrival IN "
+                "(SELECT arrival FROM backorders WHERE product_id = ? AND arrival > ? "
+                "ORDER BY arrival LIMIT ?) ORDER BY arrival"
+            )
+            args = (product_id, after_arrival, limit)
         return [_order(row) for row in self._conn.execute(sql, args)]
 
     def in_flight(self) -> list[OrderState]:
@@ -214,9 +215,7 @@ class SqliteReadModel:
     def levels(self) -> list[StockLevel]:
         waiting = dict(
             self._conn.execute(
-                "SELECT j.value ->> 'product_id', count(DISTINCT o.id) FROM orders o, "
-                "json_each(o.items) j WHERE o.status = 'backordered' "
-                f"AND o.{_OPEN} GROUP BY 1"
+                "SELECT product_id, count(*) FROM backorders GROUP BY product_id"
             ).fetchall()
         )
         return [

@@ -206,7 +206,39 @@ CREATE TABLE IF NOT EXISTS sourced_orders (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# v7: backordered orders by product, so that a restock finds the orders waiting for it
+# in arrival order without reading every backorder's items (v6 ran json_each over all of
+# them for each page of a wake: seconds with a million orders waiting); the same job as the
+# Redis read model's bo:<product> sets. Kept by triggers on `orders`, inside the commit
+# that changes the status, so whatever writes an order keeps it true. Every line's product
+# is listed, not only the short ones: stock of any of them may be what was missing.
+_V7 = """
+CREATE TABLE IF NOT EXISTS backorders (
+    product_id TEXT NOT NULL,
+    arrival INTEGER NOT NULL,
+    PRIMARY KEY (product_id, arrival)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO backorders (product_id, arrival)
+    SELECT j.value ->> 'product_id', o.arrival FROM orders o, json_each(o.items) j
+    WHERE o.status = 'backordered';
+CREATE TRIGGER IF NOT EXISTS backorders_made AFTER INSERT ON orders
+    WHEN new.status = 'backordered'
+BEGIN
+    INSERT OR IGNORE INTO backorders (product_id, arrival)
+        SELECT value ->> 'product_id', new.arrival FROM json_each(new.items);
+END;
+CREATE TRIGGER IF NOT EXISTS backorders_moved AFTER UPDATE OF status ON orders
+    WHEN (old.status = 'backordered') != (new.status = 'backordered')
+BEGIN
+    DELETE FROM backorders WHERE old.status = 'backordered' AND arrival = old.arrival
+        AND product_id IN (SELECT value ->> 'product_id' FROM json_each(old.items));
+    INSERT OR IGNORE INTO backorders (product_id, arrival)
+        SELECT value ->> 'product_id', new.arrival FROM json_each(new.items)
+        WHERE new.status = 'backordered';
+END;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -266,9 +298,19 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration on ';' (our scripts hold no ';' inside literals or triggers)."""
+    """Split a migration into statements (a trigger's body keeps its own ';')."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+    statements: list[str] = []
+    pending = ""
+    for part in "\n".join(lines).split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip())
+    return statements
 
 
 class WriteTx:
