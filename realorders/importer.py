@@ -25,7 +25,14 @@ from realorders.domain import LineItem, Order
 from realorders.engine.ports import Backend, IntakeOutcome
 from realorders.errors import InputError
 from realorders.ids import new_id
-from realorders.intake import Format, ParsedOrder, RowError, order_from_obj, read_orders
+from realorders.intake import (
+    Format,
+    ParsedOrder,
+    RowError,
+    order_from_obj,
+    plain_order,
+    read_orders,
+)
 
 __all__ = ["ImportReport", "checked_orders", "import_orders", "new_order"]
 
@@ -248,6 +255,9 @@ def checked_orders(orders: Iterable[Order], where: str) -> list[Order]:
     """
     checked: list[Order] = []
     for index, order in enumerate(orders):
+        if (fine := plain_order(order)) is not None:
+            checked.append(fine)
+            continue
         try:
             checked.append(order_from_obj(order.to_dict(), "order", 1))
         except InputError as exc:

@@ -53,3 +53,23 @@ def test_a_bad_order_names_its_index_and_nothing_is_appended(shop: Client) -> No
     with pytest.raises(InputError, match=r"^orders\[2\]: .*quantity"):
         shop.submit_many(batch)
     assert shop.engine_info().backlog == 0
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        (Order("B-x", " ", (LineItem("KB-01", 1),)), "customer"),
+        (Order("B-x", "ada", ()), "items"),
+        (Order("B-x", "ada", (LineItem("KB-01", True),)), "quantity"),  # a bool is not a count
+        (Order("B-x", "ada", (LineItem("KB-01", 1_000_001),)), "quantity"),
+        (Order("B-x", "ada", (LineItem("", 1),)), "product"),
+        (Order("B-x" * 100, "ada", (LineItem("KB-01", 1),)), "id"),
+    ],
+)
+def test_orders_built_in_code_meet_the_rules_files_meet(
+    shop: Client, bad: Order, says: str
+) -> None:
+    """The fast check (no dict round trip) lets nothing through that the full one refuses."""
+    with pytest.raises(InputError, match=rf"^orders\[1\]: .*{says}"):
+        shop.submit_many([*orders(1), bad])
+    assert shop.engine_info().backlog == 0
