@@ -82,8 +82,15 @@ def encode(
     return Batch(
         position=changes.position,
         at=time.time(),
-        # events are NamedTuples: orjson writes a tuple, not a NamedTuple, so `default`
-        events=orjson.dumps(changes.events, default=tuple) if changes.events else None,
+        # a pending event's content goes once, in its order row (read back by read._event)
+        events=orjson.dumps(
+            [
+                (order_id, seq, status, at, None if seq == 1 else data)
+                for order_id, seq, status, at, data in changes.events
+            ]
+        )
+        if changes.events
+        else None,
         # tuples, not the dataclasses: orjson writes these 4x faster
         orders=orjson.dumps(
             [

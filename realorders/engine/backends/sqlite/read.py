@@ -59,9 +59,39 @@ def _order(row: tuple[Any, ...]) -> OrderState:
     )
 
 
+#: An event row with, for a pending event stored without its content, the order row's
+#: content to rebuild it from (see :func:`_event`).
+_EVENT_COLUMNS = (
+    "e.order_id, e.seq, e.status, e.at, e.data, "
+    "o.customer_id, o.items, o.created_at, o.arrival, o.notes"
+)
+_EVENT_FROM = "events e LEFT JOIN orders o ON e.seq = 1 AND e.data IS NULL AND o.id = e.order_id"
+
+
 def _event(row: tuple[Any, ...]) -> Event:
-    order_id, seq, status, at, data = row
-    return Event(order_id, seq, _STATUSES[status], at, None if data is None else orjson.loads(data))
+    """An event from its row and, for a pending event, its order row's content.
+
+    The engine writes a pending event's content (customer, items priced at
+    acceptance, created_at, arrival, notes) once, in the order row of the
+    same commit, where it never changes after, instead of a second time in
+    the event (schema v7 on; earlier pending events keep theirs). The event
+    read back is the one the engine made: the same dict, key for key.
+    """
+    order_id, seq, status, at, data, customer, items, created, arrival, notes = row
+    if data is not None:
+        content = orjson.loads(data)
+    elif customer is not None:
+        content = {
+            "customer_id": customer,
+            "items": orjson.loads(items),
+            "created_at": created,
+            "arrival": arrival,
+        }
+        if notes is not None:
+            content["notes"] = notes
+    else:
+        content = None
+    return Event(order_id, seq, _STATUSES[status], at, content)
 
 
 class SqliteReadModel:
@@ -276,8 +306,8 @@ class SqliteEventLog:
         return [
             (row[0], _event(row[1:]))
             for row in self._conn.execute(
-                "SELECT cursor, order_id, seq, status, at, data FROM events "
-                "WHERE cursor > ? ORDER BY cursor LIMIT ?",
+                f"SELECT e.cursor, {_EVENT_COLUMNS} FROM {_EVENT_FROM} "
+                "WHERE e.cursor > ? ORDER BY e.cursor LIMIT ?",
                 (after, limit),
             )
         ]
@@ -289,8 +319,7 @@ class SqliteEventLog:
         return [
             _event(row)
             for row in self._conn.execute(
-                "SELECT order_id, seq, status, at, data FROM events "
-                "WHERE order_id = ? ORDER BY seq",
+                f"SELECT {_EVENT_COLUMNS} FROM {_EVENT_FROM} WHERE e.order_id = ? ORDER BY e.seq",
                 (order_id,),
             )
         ]
@@ -298,7 +327,7 @@ class SqliteEventLog:
     def scan(self) -> Iterator[list[Event]]:
         current: list[Event] = []
         for row in self._conn.execute(
-            "SELECT order_id, seq, status, at, data FROM events ORDER BY order_id, seq"
+            f"SELECT {_EVENT_COLUMNS} FROM {_EVENT_FROM} ORDER BY e.order_id, e.seq"
         ):
             if current and current[0].order_id != row[0]:
                 yield current
