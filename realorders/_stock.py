@@ -82,12 +82,27 @@ class StockMixin:
 
     def restock(self, product_id: str, quantity: int) -> int:
         """Queue a restock (the engine applies it and wakes backorders); returns its position."""
-        self.product(product_id)
-        if not 1 <= quantity <= MAX_STOCK:
-            raise InputError(f"restock quantity must be from 1 to {MAX_STOCK:,}, got {quantity}")
-        return self.backend.commands.append(
-            CommandKind.RESTOCK, None, {"product_id": product_id, "quantity": quantity}
-        )
+        return self.restock_many([(product_id, quantity)])[0]
+
+    def restock_many(self, arrivals: Sequence[tuple[str, int]]) -> list[int]:
+        """Queue the restocks of one delivery, in order; their positions.
+
+        Every product and quantity is checked before any is queued, so a bad
+        line queues nothing.
+        """
+        for product_id, quantity in arrivals:
+            self.product(product_id)
+            if not 1 <= quantity <= MAX_STOCK:
+                raise InputError(
+                    f"restock quantity of {product_id} must be from 1 to {MAX_STOCK:,}, "
+                    f"got {quantity}"
+                )
+        return [
+            self.backend.commands.append(
+                CommandKind.RESTOCK, None, {"product_id": product_id, "quantity": quantity}
+            )
+            for product_id, quantity in arrivals
+        ]
 
     def set_stock(self, product_id: str, quantity: int) -> int:
         """Queue an absolute on-hand level; refused now if it is below what is reserved."""

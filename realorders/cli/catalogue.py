@@ -172,12 +172,34 @@ def inventory_set(
 @inventory_app.command("restock")
 def inventory_restock(
     ctx: typer.Context,
-    product_id: str = typer.Argument(..., metavar="PRODUCT_ID", help="Product id."),
-    quantity: int = typer.Argument(..., min=1, metavar="QTY", help="Units arriving."),
+    pairs: list[str] = typer.Argument(
+        ...,
+        metavar="PRODUCT_ID QTY",
+        help="Product id and units arriving; repeat the pair for a delivery of several.",
+    ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the engine."),
 ) -> None:
     """Add stock; backordered orders waiting for it are woken in arrival order."""
+    arrivals = _arrivals(pairs)
+    what = "restock of " + ", ".join(f"{product} by {quantity}" for product, quantity in arrivals)
     with settings(ctx).client() as client:
-        position = client.restock(product_id, quantity)
-        if _apply(client, position, f"restock of {product_id} by {quantity}", timeout):
-            err.print(f"restock of {product_id} by {quantity}: applied", highlight=False)
+        positions = client.restock_many(arrivals)
+        if _apply(client, positions[-1], what, timeout):
+            err.print(f"{what}: applied", highlight=False)
+
+
+def _arrivals(pairs: list[str]) -> list[tuple[str, int]]:
+    """``SKU 3 OTHER 5`` as (product, quantity) pairs; a usage error names the bad one."""
+    if len(pairs) % 2:
+        raise typer.BadParameter(
+            f"{pairs[-1]!r} has no quantity: give PRODUCT_ID QTY pairs", param_hint="QTY"
+        )
+    arrivals = []
+    for product_id, raw in zip(pairs[::2], pairs[1::2], strict=True):
+        if not raw.isdigit() or int(raw) < 1:
+            raise typer.BadParameter(
+                f"{raw!r} for {product_id} is not a whole number of units from 1",
+                param_hint="QTY",
+            )
+        arrivals.append((product_id, int(raw)))
+    return arrivals

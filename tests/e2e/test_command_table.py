@@ -802,6 +802,11 @@ def test_catalogue_and_stock(store: Store) -> None:
     ok(store, "watch", "CAT-1", "--from-start", "--until-done", "--timeout", str(WAIT))
     assert store.status("CAT-1") == "delivered"  # the restock woke it
     refused(store, "inventory", "restock", "KB-01", "0", needs="QTY")
+    # one delivery of several products; a bad pair queues none of it
+    fails(store, "inventory", "restock", "KB-01", "2", "NOPE-1", "4")
+    refused(store, "inventory", "restock", "KB-01", "2", "SP-07", needs="QTY")
+    delivery = ok(store, "inventory", "restock", "KB-01", "2", "SP-07", "1", "--timeout", str(WAIT))
+    assert "restock of KB-01 by 2, SP-07 by 1: applied" in delivery.stderr, delivery.stderr
     refused(store, "inventory", "set", "KB-01", "--timeout", "x", "1", needs="--timeout")
     fails(store, "inventory", "set", "NOPE-1", "4")
 
@@ -809,10 +814,10 @@ def test_catalogue_and_stock(store: Store) -> None:
     assert {r["product_id"]: r["on_hand"] for r in levels} == {
         "CB-10": 5,
         "HD-03": 0,
-        "KB-01": 12,
+        "KB-01": 14,
         "MS-02": 60,
         "OUT-01": 0,
-        "SP-07": 5,
+        "SP-07": 6,
     }
     assert ndjson(ok(store, "inventory", "list", "--format", "ndjson").stdout) == levels
     as_csv = csv_rows(ok(store, "inventory", "list", "--format", "csv").stdout)

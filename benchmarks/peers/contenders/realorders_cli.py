@@ -15,12 +15,13 @@ Untimed: the workload's ``inventory.csv`` and ``orders.ndjson``, then
   due time (see ``due_latency``). Both processes are started, and have loaded,
   before the clock starts.
 
-Restocks (``--workload restock``) are ``realorders inventory restock SKU QTY``,
-one process each, as an operator restocks:
+Restocks (``--workload restock``) are ``realorders inventory restock SKU QTY
+[SKU QTY]…``, one process per delivery (the restocks due at one point of the
+workload), as an operator restocks:
 
 - saturation: the orders file is split where restocks fall due (untimed:
   ``orders-0.ndjson``, ``orders-1.ndjson``, …); timed: ``import orders-0.ndjson``,
-  then the restocks due after it, one after the other, ``import
+  then the delivery due after it, ``import
   orders-1.ndjson``, …, then ``run --until-idle``. With no engine up each
   restock only appends its command ("queued"): every restock is at the
   workload's place in the log, behind the segment imported before it;
@@ -30,16 +31,16 @@ one process each, as an operator restocks:
   restock process and goes on: the orders keep flowing at their rate, as they
   would while an operator types the command. So a restock comes after every
   order before it, but the orders that fall due while its process starts are
-  appended before it: ~0.5 s of them for one process on a quiet core, seconds
-  when a wave's 6-7 processes start together on a busy 2-core machine. Those
+  appended before it: ~0.5 s of them on a quiet core. Those
   among them that need the product are backordered, then woken by it: more
   state changes (events) than the workload's own order makes, the same final
   state. Every restock process has exited (appended its command and, the
   engine being up, seen it applied) before ``import -``'s stdin is closed.
 
-Either way each restock process starts Python and loads the CLI, ~0.5 s of
-CPU here; with 20 restocks in this workload that dominates the restock
-workload's time and CPU at small N, as it would an operator's script.
+Either way each restock process starts Python and loads the CLI, ~0.4 s of
+CPU here; three deliveries in this workload (before ``inventory restock``
+took several products, 20 processes dominated the restock workload's time
+and CPU at small N).
 
 Zero fulfilment delays (``--delays pack=0,ship=0,deliver=0``, also the default).
 Counts and stock come back through the Client API; events and latency
@@ -190,9 +191,10 @@ def segments(
 class Restocking:
     """At a rate: ``realorders inventory restock`` processes, started once their orders are in.
 
-    ``start`` (the pacer's ``restock`` callback) waits until ``import -`` has
-    appended the last order written into its pipe, then starts the process and
-    returns; ``finish`` waits for every started one.
+    ``add`` (the pacer's ``restock`` callback, once per product) gathers a
+    delivery; ``start``, before the next orders are written, waits until
+    ``import -`` has appended the last order written into its pipe, then starts
+    one process for the delivery and returns; ``finish`` waits for every one.
     """
 
     def __init__(
@@ -205,12 +207,19 @@ class Restocking:
     ) -> None:
         self.cmd, self.env, self.cwd, self.db, self.intake = cmd, env, cwd, db, intake
         self.written: str | None = None  # the last order id written into the pipe
-        self.running: list[tuple[workload.Restock, subprocess.Popen[str]]] = []
+        self.running: list[tuple[list[workload.Restock], subprocess.Popen[str]]] = []
+        self.due: list[workload.Restock] = []
 
-    def start(self, r: workload.Restock) -> None:
+    def add(self, r: workload.Restock) -> None:
+        self.due.append(r)
+
+    def start(self) -> None:
+        if not self.due:
+            return
         self._wait_appended()
+        due, self.due = self.due, []
         proc = subprocess.Popen(
-            [*self.cmd, "inventory", "restock", r.sku, str(r.quantity)],
+            [*self.cmd, "inventory", "restock", *delivery(due)],
             env=self.env,
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
@@ -218,7 +227,7 @@ class Restocking:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self.running.append((r, proc))
+        self.running.append((due, proc))
 
     def _wait_appended(self) -> None:
         if self.written is None:
@@ -234,11 +243,44 @@ class Restocking:
             conn.close()
 
     def finish(self) -> None:
-        for r, proc in self.running:
+        self.start()
+        for due, proc in self.running:
             _, stderr = proc.communicate()
             if proc.returncode != 0:
-                raise SystemExit(f"realorders inventory restock {r.sku} failed: {stderr}")
+                pairs = " ".join(delivery(due))
+                raise SystemExit(f"realorders inventory restock {pairs} failed: {stderr}")
         self.running.clear()
+
+
+def delivery(restocks: list[workload.Restock]) -> list[str]:
+    """``SKU QTY SKU QTY …``: the arguments of one ``inventory restock``."""
+    return [arg for r in restocks for arg in (r.sku, str(r.quantity))]
+
+
+def saturate(
+    args: common.Args,
+    cmd: list[str],
+    env: dict[str, str],
+    restocks: list[workload.Restock],
+    clock: common.Clock,
+) -> str:
+    """Import everything (with the deliveries at their places), then run until idle; how."""
+    steps = segments(args, restocks)  # untimed: the files
+    clock.start()
+    for orders_file, due in steps:
+        if orders_file is not None:
+            run(cmd, env, args.dir, "import", str(orders_file))
+        if due:
+            run(cmd, env, args.dir, "inventory", "restock", *delivery(due))
+    run(cmd, env, args.dir, "run", "--until-idle", "--delays", ZERO_DELAYS)
+    clock.stop()
+    clock.stop_cpu()
+    if not restocks:
+        return "import FILE, then run --until-idle"
+    return (
+        f"import of {len(steps)} segments, each followed by the "
+        "`inventory restock` of the delivery due there, then run --until-idle"
+    )
 
 
 def main() -> None:
@@ -253,22 +295,7 @@ def main() -> None:
     pacer = common.Pacer(args.rate)
     extra: dict[str, Any] = {}
     if args.rate <= 0:
-        steps = segments(args, restocks)  # untimed: the files
-        clock.start()
-        for orders_file, due in steps:
-            if orders_file is not None:
-                run(cmd, env, args.dir, "import", str(orders_file))
-            for r in due:
-                run(cmd, env, args.dir, "inventory", "restock", r.sku, str(r.quantity))
-        run(cmd, env, args.dir, "run", "--until-idle", "--delays", ZERO_DELAYS)
-        clock.stop()
-        clock.stop_cpu()
-        how = (
-            "import FILE, then run --until-idle"
-            if not restocks
-            else f"import of {len(steps)} segments, each followed by the "
-            "`inventory restock` processes due there, then run --until-idle"
-        )
+        how = saturate(args, cmd, env, restocks, clock)
     else:
         engine_log = (args.dir / "engine.log").open("wb")
         engine = subprocess.Popen(
@@ -294,6 +321,7 @@ def main() -> None:
         restocking = Restocking(cmd, env, args.dir, db, intake)
 
         def submit(batch: list[workload.Order]) -> None:
+            restocking.start()  # the delivery due before these orders, if any
             pipe.write(
                 b"".join(
                     json.dumps(workload.order_json(o), separators=(",", ":")).encode() + b"\n"
@@ -304,7 +332,7 @@ def main() -> None:
             restocking.written = batch[-1].order_id
 
         # the orders, generated as they fall due
-        pacer.run(args.orders(), submit, clock, restocks=restocks, restock=restocking.start)
+        pacer.run(args.orders(), submit, clock, restocks=restocks, restock=restocking.add)
         restocking.finish()
         pipe.close()
         if intake.wait() != 0:
