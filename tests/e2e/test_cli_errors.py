@@ -108,7 +108,7 @@ USAGE_PARSING = [
     (("bogus",), "No such command 'bogus'"),
     (("show",), "Missing argument"),
     (("products", "add", "P"), "Missing option '--name'"),
-    (("inventory", "restock", "KB-01", "0"), "greater than or equal to 1"),
+    (("inventory", "restock", "KB-01", "0"), "not a whole number of units from 1"),
     (("inventory", "set", "KB-01", "-1"), "-1"),
     (("stats", "--window", "0"), "--window"),
     (("demo", "--speed", "50"), "--speed"),
@@ -171,7 +171,7 @@ def test_interrupting_watch_exits_130(shop: Cli, background: Background) -> None
     [
         (
             ("inventory", "restock", "KB-01", "10000000000000"),
-            "error: restock quantity must be from 1 to 1,000,000,000, got 10000000000000",
+            "error: restock quantity of KB-01 must be from 1 to 1,000,000,000, got 10000000000000",
         ),
         (
             ("inventory", "set", "KB-01", "10000000000000"),
