@@ -2,7 +2,9 @@
 
 A restock reads one product's waiting list instead of every backorder's items; these
 tests hold the list equal to "backordered orders with a line of that product" through
-every way an order's status changes, and through the upgrade of a v6 store.
+every way an order's status changes, from the first command that may free stock (before
+it, nothing is kept and a wake reads the orders themselves), and through the upgrade of a
+v6 store.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from pathlib import Path
 import orjson
 
 from realorders.engine.backends.sqlite.backend import SqliteBackend
-from realorders.engine.backends.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, connect
+from realorders.engine.backends.sqlite.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    backorders_kept,
+    connect,
+)
+from realorders.engine.ports import CommandKind
 
 T0 = 1_764_000_000.0
 
@@ -44,8 +52,34 @@ def _derived(conn: sqlite3.Connection) -> set[tuple[str, int]]:
     )
 
 
+def _restock(backend: SqliteBackend, product_id: str = "A") -> None:
+    backend.commands.append(CommandKind.RESTOCK, None, {"product_id": product_id, "quantity": 1})
+
+
+def test_nothing_is_kept_until_a_command_may_free_stock(tmp_path: Path) -> None:
+    with closing(SqliteBackend(tmp_path / "r.db")) as backend:
+        conn = backend.connection()
+        _upsert(conn, 1, "backordered", "A", "B")
+        _upsert(conn, 2, "backordered", "B")
+        assert (backorders_kept(conn), _waiting(conn)) == (False, set())
+        # a wake before then reads the orders themselves, with the same answer
+        assert [s.arrival for s in backend.orders.backordered("B", 0, 10)] == [1, 2]
+        assert [s.arrival for s in backend.orders.backordered("A", 0, 10)] == [1]
+        conn.executemany("INSERT INTO products VALUES (?, ?, 1.0)", [("A", "a"), ("B", "b")])
+        assert {lv.product_id: lv.backordered for lv in backend.orders.levels()} == {
+            "A": 1,
+            "B": 2,
+        }
+        backend.commands.append(CommandKind.CANCEL, "O2", {"reason": None})  # may free stock
+        assert backorders_kept(conn)
+        assert _waiting(conn) == {("A", 1), ("B", 1), ("B", 2)} == _derived(conn)
+        _restock(backend)  # a second switch changes nothing
+        assert _waiting(conn) == _derived(conn)
+
+
 def test_the_waiting_list_follows_every_status_change(tmp_path: Path) -> None:
     with closing(SqliteBackend(tmp_path / "r.db")) as backend:
+        _restock(backend)
         conn = backend.connection()
         _upsert(conn, 1, "backordered", "A", "B")  # backordered in the batch it arrived
         _upsert(conn, 2, "pending", "A")
@@ -64,6 +98,7 @@ def test_the_waiting_list_follows_every_status_change(tmp_path: Path) -> None:
 
 def test_backordered_by_product_reads_its_list_in_arrival_order(tmp_path: Path) -> None:
     with closing(SqliteBackend(tmp_path / "r.db")) as backend:
+        _restock(backend)
         conn = backend.connection()
         for arrival, products in [(5, "AB"), (2, "A"), (9, "B"), (7, "A")]:
             _upsert(conn, arrival, "backordered", *products)
@@ -86,7 +121,7 @@ def test_backordered_by_product_reads_its_list_in_arrival_order(tmp_path: Path) 
         assert levels == {"A": 3, "C": 0}  # catalogue products only, B is not one
 
 
-def test_a_v6_store_gets_the_waiting_lists_of_its_backorders(tmp_path: Path) -> None:
+def test_a_v6_store_keeps_its_backorders_from_its_first_restock(tmp_path: Path) -> None:
     path = tmp_path / "v6.db"
     with closing(connect(path)) as conn:
         for script in MIGRATIONS[:6]:
@@ -100,4 +135,8 @@ def test_a_v6_store_gets_the_waiting_lists_of_its_backorders(tmp_path: Path) -> 
         with closing(SqliteBackend(path, create=False)) as backend:
             conn = backend.connection()
             assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-            assert _waiting(conn) == {("A", 1), ("B", 1), ("B", 3)} == _derived(conn)
+            assert [s.arrival for s in backend.orders.backordered("B", 0, 10)] == [1, 3]
+    with closing(SqliteBackend(path, create=False)) as backend:
+        _restock(backend, "B")
+        conn = backend.connection()
+        assert _waiting(conn) == {("A", 1), ("B", 1), ("B", 3)} == _derived(conn)

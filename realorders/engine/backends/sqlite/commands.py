@@ -14,12 +14,16 @@ from typing import Any
 import orjson
 
 from realorders.domain import Order
-from realorders.engine.backends.sqlite.schema import WriteTx, select_in
+from realorders.engine.backends.sqlite.schema import WriteTx, keep_backorders, select_in
 from realorders.engine.ports import Command, CommandKind, IntakeOutcome, IntakeResult
 
 __all__ = ["SqliteCommandLog"]
 
 _KINDS = {k.value: k for k in CommandKind}
+#: Commands that may free stock for backordered orders: the engine will look for them.
+_WAKING = frozenset(
+    {CommandKind.RESTOCK, CommandKind.SET_STOCK, CommandKind.WAKE, CommandKind.CANCEL}
+)
 
 
 class SqliteCommandLog:
@@ -115,6 +119,8 @@ class SqliteCommandLog:
 
     def append(self, kind: CommandKind, order_id: str | None, body: dict[str, Any]) -> int:
         with WriteTx(self._conn) as conn:
+            if kind in _WAKING:
+                keep_backorders(conn)
             cursor = conn.execute(
                 "INSERT INTO commands (position, kind, order_id, body, at) VALUES "
                 "((SELECT coalesce(max(position), 0) + 1 FROM commands), ?, ?, ?, ?)",

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from realorders.domain import TERMINAL, Event, OrderState, Status
-from realorders.engine.backends.sqlite.schema import select_in
+from realorders.engine.backends.sqlite.schema import backorders_kept, select_in
 from realorders.engine.ports import OrderFilter, StockLevel, stats_record
 
 __all__ = ["SqliteEventLog", "SqliteReadModel"]
@@ -153,6 +153,14 @@ class SqliteReadModel:
                 "ORDER BY arrival LIMIT ?"
             )
             args: tuple[Any, ...] = (after_arrival, limit)
+        elif not backorders_kept(self._conn):  # no restock yet: read the orders themselves
+            sql = (
+                f"SELECT {_ORDER_COLUMNS} FROM orders "
+                f"WHERE status = 'backordered' AND {_OPEN} AND arrival > ? "
+                "AND EXISTS (SELECT 1 FROM json_each(orders.items) "
+                "WHERE json_each.value ->> 'product_id' = ?) ORDER BY arrival LIMIT ?"
+            )
+            args = (after_arrival, product_id, limit)
         else:  # the waiting list of one product (schema v7), not every backorder's items
             sql = (
                 f"SELECT {_ORDER_COLUMNS} FROM orders WHERE arrival IN "
@@ -246,6 +254,9 @@ class SqliteReadModel:
         waiting = dict(
             self._conn.execute(
                 "SELECT product_id, count(*) FROM backorders GROUP BY product_id"
+                if backorders_kept(self._conn)
+                else "SELECT j.value ->> 'product_id', count(DISTINCT o.id) FROM orders o, "
+                "json_each(o.items) j WHERE o.status = 'backordered' GROUP BY 1"
             ).fetchall()
         )
         return [
