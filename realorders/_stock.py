@@ -94,8 +94,8 @@ class StockMixin:
             self.product(product_id)
             if not 1 <= quantity <= MAX_STOCK:
                 raise InputError(
-                    f"restock quantity of {product_id} must be from 1 to {MAX_STOCK:,}, "
-                    f"got {quantity}"
+                    f"restock quantity must be from 1 to {MAX_STOCK:,}, "
+                    f"got {quantity} for {product_id}"
                 )
         return [
             self.backend.commands.append(

@@ -171,7 +171,7 @@ def test_interrupting_watch_exits_130(shop: Cli, background: Background) -> None
     [
         (
             ("inventory", "restock", "KB-01", "10000000000000"),
-            "error: restock quantity of KB-01 must be from 1 to 1,000,000,000, got 10000000000000",
+            "error: restock quantity must be from 1 to 1,000,000,000, got 10000000000000 for KB-01",
         ),
         (
             ("inventory", "set", "KB-01", "10000000000000"),

@@ -18,7 +18,7 @@ from realorders import Client, Delays, LineItem, Order, Status
 from realorders.config import Config
 from realorders.engine.capabilities import DeadLetters, EngineRegistry, ServiceProbe, TopicTail
 from realorders.engine.ports import Backend, IntakeOutcome
-from realorders.errors import InputError, UsageError
+from realorders.errors import InputError, NotFoundError, UsageError
 from realorders.importer import ImportReport
 
 
@@ -75,6 +75,11 @@ def test_stock_limits_are_checked_by_the_library(shop: Client) -> None:
         shop.add_product("X-2", "Big", 1.0, 10**12)
     with pytest.raises(InputError, match="restock quantity must be from 1"):
         shop.restock("KB-01", 0)
+    with pytest.raises(InputError, match=r"restock quantity must be from 1 .* for KB-01"):
+        shop.restock_many([("KB-01", 5), ("KB-01", 0)])
+    with pytest.raises(NotFoundError, match="NOPE"):  # a delivery is checked whole first
+        shop.restock_many([("KB-01", 5), ("NOPE", 1)])
+    assert shop.engine_info().backlog == 0  # so none of it was queued
     level = shop.level("KB-01")
     assert level is not None
     assert level.on_hand == 100
