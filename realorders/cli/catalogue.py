@@ -196,9 +196,15 @@ def _arrivals(pairs: list[str]) -> list[tuple[str, int]]:
         )
     arrivals = []
     for product_id, raw in zip(pairs[::2], pairs[1::2], strict=True):
-        if not raw.isdigit() or int(raw) < 1:
+        shown = raw if len(raw) <= 20 else raw[:20] + "…"
+        if not (raw.isascii() and raw.isdigit()) or int(raw[:20]) < 1:  # not "²", "1e3", "0"
             raise typer.BadParameter(
-                f"{raw!r} for {product_id} is not a whole number of units from 1",
+                f"{shown!r} for {product_id} is not a whole number of units from 1",
+                param_hint="QTY",
+            )
+        if len(raw) > 18:  # past any stock level (and int()'s digit limit, ~4,300)
+            raise typer.BadParameter(
+                f"{shown!r} for {product_id} is more units than any stock level",
                 param_hint="QTY",
             )
         arrivals.append((product_id, int(raw)))

@@ -146,28 +146,29 @@ class SqliteReadModel:
     def backordered(
         self, product_id: str | None, after_arrival: int, limit: int
     ) -> list[OrderState]:
-        if product_id is None:
-            sql = (
-                f"SELECT {_ORDER_COLUMNS} FROM orders "
-                f"WHERE status = 'backordered' AND {_OPEN} AND arrival > ? "
-                "ORDER BY arrival LIMIT ?"
-            )
-            args: tuple[Any, ...] = (after_arrival, limit)
-        elif not backorders_kept(self._conn):  # no restock yet: read the orders themselves
-            sql = (
-                f"SELECT {_ORDER_COLUMNS} FROM orders "
-                f"WHERE status = 'backordered' AND {_OPEN} AND arrival > ? "
-                "AND EXISTS (SELECT 1 FROM json_each(orders.items) "
-                "WHERE json_each.value ->> 'product_id' = ?) ORDER BY arrival LIMIT ?"
-            )
-            args = (after_arrival, product_id, limit)
-        else:  # the waiting list of one product (schema v7), not every backorder's items
+        if product_id is not None and backorders_kept(self._conn):
+            # the waiting list of one product (schema v7), not every backorder's items
             sql = (
                 f"SELECT {_ORDER_COLUMNS} FROM orders WHERE arrival IN "
                 "(SELECT arrival FROM backorders WHERE product_id = ? AND arrival > ? "
                 "ORDER BY arrival LIMIT ?) ORDER BY arrival"
             )
-            args = (product_id, after_arrival, limit)
+            return [
+                _order(row) for row in self._conn.execute(sql, (product_id, after_arrival, limit))
+            ]
+        sql = (
+            f"SELECT {_ORDER_COLUMNS} FROM orders "
+            f"WHERE status = 'backordered' AND {_OPEN} AND arrival > ?"
+        )
+        args: list[Any] = [after_arrival]
+        if product_id is not None:  # no list kept yet (no restock so far): read the orders
+            sql += (
+                " AND EXISTS (SELECT 1 FROM json_each(orders.items) "
+                "WHERE json_each.value ->> 'product_id' = ?)"
+            )
+            args.append(product_id)
+        sql += " ORDER BY arrival LIMIT ?"
+        args.append(limit)
         return [_order(row) for row in self._conn.execute(sql, args)]
 
     def in_flight(self) -> list[OrderState]:

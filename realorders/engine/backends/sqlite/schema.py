@@ -221,7 +221,7 @@ CREATE TABLE IF NOT EXISTS sourced_orders (
 # that changes the status, so whatever writes an order keeps it true. Every line's product
 # is listed, not only the short ones: stock of any of them may be what was missing.
 # Kept only once a store has a use for them (`backorders_kept`, switched on with the first
-# restock, stock level, cancel or wake appended: KEEP_BACKORDERS): a shop that never restocks
+# restock, stock level, cancel or wake appended: keep_backorders): a shop that never restocks
 # pays nothing per backorder (measured: 0.36 s of the writer thread's 2.5 s for 100k
 # orders, 63% of them backordered); until then a wake reads the orders themselves.
 _V7 = """
@@ -253,21 +253,19 @@ BEGIN
 END;
 """
 
-#: Start keeping the waiting lists (v7), in the caller's write transaction: the switch,
-#: then the lists of the orders waiting now; the triggers keep them from this commit on.
-KEEP_BACKORDERS = (
-    "UPDATE backorders_kept SET kept = 1 WHERE kept = 0",
-    "INSERT OR IGNORE INTO backorders (product_id, arrival) "
-    "SELECT j.value ->> 'product_id', o.arrival FROM orders o, json_each(o.items) j "
-    "WHERE o.status = 'backordered'",
-)
-
 
 def keep_backorders(conn: sqlite3.Connection) -> None:
-    """Switch the waiting lists on (inside a write transaction); a no-op once they are."""
-    switch, fill = KEEP_BACKORDERS
-    if conn.execute(switch).rowcount:
-        conn.execute(fill)
+    """Start keeping the waiting lists (v7), inside the caller's write transaction.
+
+    The switch, then the lists of the orders waiting now; the triggers keep
+    them from this commit on. A no-op once they are kept.
+    """
+    if conn.execute("UPDATE backorders_kept SET kept = 1 WHERE kept = 0").rowcount:
+        conn.execute(
+            "INSERT OR IGNORE INTO backorders (product_id, arrival) "
+            "SELECT j.value ->> 'product_id', o.arrival FROM orders o, json_each(o.items) j "
+            "WHERE o.status = 'backordered'"
+        )
 
 
 def backorders_kept(conn: sqlite3.Connection) -> bool:
