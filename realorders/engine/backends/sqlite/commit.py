@@ -20,10 +20,9 @@ flight; reads of what the engine wrote wait for them (``sync``).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-import threading
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import orjson
 
 from realorders.engine.backends.sqlite.schema import connect
+from realorders.engine.pipeline import InOrderCommits
 from realorders.engine.ports import Changes
 
 __all__ = ["Batch", "CommitWriter", "encode", "write"]
@@ -141,67 +141,22 @@ def write(conn: sqlite3.Connection, batch: Batch) -> None:
 class CommitWriter:
     """Commits batches, in order, on a thread with a connection of its own.
 
-    The first failure stops it: that batch and every later one stay
-    uncommitted, and :meth:`put` and :meth:`sync` raise the error in the
-    engine's thread from then on (the engine stops; a restart resumes after
-    the last committed batch).
+    The rules (order, ``depth`` in flight, the first failure stops it and is
+    raised in the engine's thread) are :class:`InOrderCommits`'; a restarted
+    engine resumes after the last committed batch.
     """
 
     def __init__(self, path: str | Path, *, depth: int = 2) -> None:
-        self.depth = depth
         self._conn = connect(path)
         # checkpoint every 64 MiB of WAL, not 4 MiB, while the engine writes (see SqliteBackend)
         self._conn.execute("PRAGMA wal_autocheckpoint = 16384")
-        self._pending: deque[Batch] = deque()  # handed over, not yet committed
-        self._changed = threading.Condition()
-        self._error: BaseException | None = None
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="realorders-commit", daemon=True)
-        self._thread.start()
-
-    def put(self, batch: Batch) -> None:
-        """Hand a batch over; waits while ``depth`` batches are already in flight."""
-        with self._changed:
-            while len(self._pending) >= self.depth and self._error is None:
-                self._changed.wait()
-            self._raise_error()
-            self._pending.append(batch)
-            self._changed.notify_all()
-
-    def sync(self) -> None:
-        """Wait until every batch handed over is committed."""
-        with self._changed:
-            while self._pending and self._error is None:
-                self._changed.wait()
-            self._raise_error()
+        self._commits = InOrderCommits(
+            functools.partial(write, self._conn), depth=depth, name="realorders-commit"
+        )
+        self.put = self._commits.put
+        self.sync = self._commits.sync
 
     def close(self) -> None:
         """Commit what was handed over (unless a batch failed), then stop the thread."""
-        with self._changed:
-            self._closing = True
-            self._changed.notify_all()
-        self._thread.join()
+        self._commits.close()
         self._conn.close()
-
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while not self._pending and not self._closing:
-                    self._changed.wait()
-                if not self._pending:
-                    return  # closing, everything committed
-                batch = self._pending[0]
-            try:
-                write(self._conn, batch)
-            except BaseException as exc:
-                with self._changed:
-                    self._error = exc
-                    self._changed.notify_all()
-                return
-            with self._changed:
-                self._pending.popleft()
-                self._changed.notify_all()
