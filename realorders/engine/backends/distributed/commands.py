@@ -232,7 +232,8 @@ class KafkaCommandLog:
         self._claim = r.register_script(lua.CLAIM)
         self._unclaim = r.register_script(lua.UNCLAIM)
         self.buffer = CommandBuffer()
-        self.poll: Callable[[int], None] | None = None  # set when an engine claims the log
+        #: set when an engine claims the log: poll(want, wait=True) fetches more records
+        self.poll: Callable[..., None] | None = None
         self.discard: Callable[[], None] | None = None  # commits dead letters on their own
         self.attach: Callable[[], None] | None = None
 
@@ -395,7 +396,7 @@ class KafkaCommandLog:
         if self.poll is None and self.attach is not None:
             self.attach()
         if self.poll is not None:
-            self.poll(0)  # what the broker already holds, without waiting
+            self.poll(0, wait=False)  # what has arrived already: a cancel must not wait
         return self.buffer.cancels(set(order_ids))
 
     def read(self, after: int, limit: int) -> list[Command]:

@@ -3,8 +3,11 @@
 Each engine decides reservations with one Lua call per batch
 (:data:`~realorders.engine.backends.lua.RESERVE`): all lines of an order
 or none, idempotent per order id. Releases and consumptions of a batch are
-buffered and sent in one call before the batch commits to Kafka; holds stay
-provisional until the batch's projection makes them definitive.
+buffered and handed over with the batch (:meth:`RedisInventory.take_settlements`),
+sent in one call just before it commits to Kafka; holds stay provisional until
+the batch's projection makes them definitive. The commit thread may still be
+writing earlier batches: every read of stock first waits for them (``committed``),
+and so does a reservation that must see a release of its own batch.
 """
 
 from __future__ import annotations
@@ -44,9 +47,12 @@ class RedisInventory:
         self._settle = r.register_script(lua.SETTLE)
         self._stock = r.register_script(lua.STOCK)
         self._pending: list[list[Any]] = []
+        #: Waits until every batch this process's engine handed over is written.
+        self.committed: Callable[[], None] = lambda: None
 
     def reserve_many(self, requests: Sequence[tuple[str, Sequence[LineItem]]]) -> list[Reservation]:
-        self.flush()
+        if self._pending:  # a release of this batch frees stock these requests may take
+            self.flush()
         if not requests:
             return []
         wanted = [[oid, self._partition_of(oid), flat_lines(lines)] for oid, lines in requests]
@@ -79,10 +85,19 @@ class RedisInventory:
         self._pending.append([order_id, self._partition_of(order_id), "C", flat_lines(lines)])
 
     def flush(self) -> None:
-        """Send the batch's buffered releases and consumptions (one round trip)."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            self._settle(args=[self._p, orjson.dumps(pending)])
+        """Send the buffered releases and consumptions now, after the batches in flight."""
+        self.committed()
+        self.settle(self.take_settlements())
+
+    def take_settlements(self) -> list[list[Any]]:
+        """The batch's releases and consumptions, to be sent with it (:meth:`settle`)."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    def settle(self, settlements: list[list[Any]]) -> None:
+        """Send a batch's releases and consumptions (one round trip)."""
+        if settlements:
+            self._settle(args=[self._p, orjson.dumps(settlements)])
 
     def restock(self, product_id: str, quantity: int, at: float, *, ref: str | None = None) -> None:
         self._change(product_id, "add", quantity, ref)
@@ -99,7 +114,7 @@ class RedisInventory:
         return None if ok == 1 else _s(detail)
 
     def available(self, product_id: str) -> int:
-        self.flush()
+        self.flush()  # and waits for the batches in flight
         pipe = self._r.pipeline(transaction=False)
         pipe.hget(f"{self._p}onhand", product_id)
         pipe.hget(f"{self._p}held", product_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,13 +28,23 @@ from realorders.engine.backends.distributed.records import decode_record, encode
 from realorders.engine.backends.distributed.tail import TopicTail
 from realorders.engine.ports import Changes
 
-__all__ = ["EventsTopic"]
+__all__ = ["EventsTopic", "Projection"]
 
 _HOLD_TARGET = {"reserved": "R", "packed": "R", "shipped": "C", "delivered": "C"}
 #: kafka-python's offset lookups wait forever by default (seen: a ListOffsets answer
 #: lost on a broker that had just created the topic); bounded, they fail and retry
 OFFSETS_TIMEOUT_MS = 10_000  # longer than the session timeout a join may wait out
 _REPLAY_ORDERS = 2000  # orders per projection call while catching up
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """A batch as :data:`~realorders.engine.backends.distributed.lua.PROJECT` takes it."""
+
+    orders: list[list[Any]]  # [partition, id, status, version, arrival, customer, …, lines]
+    events: list[list[Any]]  # [order_id, seq]
+    rows: list[bytes]  # each order's row, in ``orders``' order
+    encoded: list[bytes]  # each event, in ``events``' order
 
 
 class EventsTopic:
@@ -117,14 +128,16 @@ class EventsTopic:
         self, changes: Changes, ends: dict[int, int], encoded: list[bytes] | None = None
     ) -> None:
         """One committed batch into Redis; ``encoded`` are its events as already sent."""
-        if not (changes.orders or ends):
-            return
+        self.write(self.prepare(changes, encoded), ends)
+
+    def prepare(self, changes: Changes, encoded: list[bytes] | None = None) -> Projection:
+        """A batch's projection, encoded now: the engine may change these orders right after."""
         if encoded is None:
             encoded = [encode_event(e) for e in changes.events]
         partition_of = self._partition_of
         states = changes.orders.values()
-        payload = {
-            "orders": [
+        return Projection(
+            orders=[
                 [
                     partition_of(s.id),
                     s.id,
@@ -139,12 +152,22 @@ class EventsTopic:
                 ]
                 for s in states
             ],
-            "events": [[e.order_id, e.seq] for e in changes.events],
+            events=[[e.order_id, e.seq] for e in changes.events],
+            rows=[encode_state(s) for s in states],
+            encoded=encoded,
+        )
+
+    def write(self, projection: Projection, ends: dict[int, int]) -> None:
+        """One Lua call; ``ends``: each partition's next events offset once this batch is in."""
+        if not (projection.orders or ends):
+            return
+        payload = {
+            "orders": projection.orders,
+            "events": projection.events,
             "proj": {str(p): offset for p, offset in ends.items()},
             "now": time.time(),
         }
-        rows = [encode_state(s) for s in states]
-        self._project(args=[self._p, orjson.dumps(payload), *rows, *encoded])
+        self._project(args=[self._p, orjson.dumps(payload), *projection.rows, *projection.encoded])
 
     def catch_up(self, partitions: set[int]) -> int:
         """Project what Kafka committed past Redis's offsets for these partitions."""

@@ -76,6 +76,9 @@ class RedisReadModel:
         self._p = prefix
         self.owns = owns
         self.backlog: Callable[[], int] = lambda: 0  # the backend knows (Kafka group lag)
+        #: Waits until what this process's engine handed over about these orders (None:
+        #: about any) is projected, so that a read sees the engine's own writes.
+        self.projected: Callable[[Iterable[str] | None], None] = lambda ids: None
 
     def _states(self, ids: list[Any]) -> list[OrderState]:
         if not ids:
@@ -85,13 +88,17 @@ class RedisReadModel:
         return [decode_state(raw) for raw in self._r.mget(keys) if raw is not None]
 
     def get(self, order_id: str) -> OrderState | None:
+        self.projected((order_id,))
         raw = self._r.get(f"{self._p}o:{order_id}")
         return None if raw is None else decode_state(raw)
 
     def get_many(self, order_ids: Iterable[str]) -> dict[str, OrderState]:
-        return {s.id: s for s in self._states(list(dict.fromkeys(order_ids)))}
+        ids = list(dict.fromkeys(order_ids))
+        self.projected(ids)
+        return {s.id: s for s in self._states(ids)}
 
     def query(self, flt: OrderFilter) -> list[OrderState]:
+        self.projected(None)
         p = self._p
         if flt.order_id_prefix and flt.status is None and flt.customer_id is None:
             return self._by_prefix(flt)
@@ -145,6 +152,7 @@ class RedisReadModel:
     def backordered(
         self, product_id: str | None, after_arrival: int, limit: int
     ) -> list[OrderState]:
+        self.projected(None)
         index = f"{self._p}{'st:backordered' if product_id is None else 'bo:' + product_id}"
         found: list[OrderState] = []
         low = after_arrival
@@ -160,6 +168,7 @@ class RedisReadModel:
         return sorted(found, key=lambda s: s.arrival)[:limit]
 
     def in_flight(self) -> list[OrderState]:
+        self.projected(None)
         ids: list[Any] = []
         for status in _IN_FLIGHT:
             ids += self._r.zrange(f"{self._p}st:{status.value}", 0, -1)
@@ -167,22 +176,26 @@ class RedisReadModel:
 
     def open_ids(self) -> list[str]:
         """Every open order's id (a new partition owner reconciles their stock holds)."""
+        self.projected(None)
         ids: list[Any] = []
         for status in _OPEN:
             ids += self._r.zrange(f"{self._p}st:{status.value}", 0, -1)
         return [i.decode() for i in ids]
 
     def counts(self) -> dict[str, int]:
+        self.projected(None)
         counts = {s.value: 0 for s in Status}
         for status, n in self._r.hgetall(f"{self._p}counts").items():
             counts[status.decode()] = int(n)
         return counts
 
     def open_counts(self) -> dict[str, int]:
+        self.projected(None)
         values = self._r.hmget(f"{self._p}counts", [s.value for s in _OPEN])
         return {s.value: int(v or 0) for s, v in zip(_OPEN, values, strict=True)}
 
     def stale(self, status: Status, updated_before: float, limit: int) -> list[OrderState]:
+        self.projected(None)
         if status in TERMINAL:
             return []
         ids = self._r.zrangebyscore(
@@ -192,6 +205,7 @@ class RedisReadModel:
 
     def counts_between(self, ranges: list[tuple[int, int]]) -> dict[str, int]:
         """From the arrival index and ``ver`` ("version:status"): no order row is decoded."""
+        self.projected(None)
         counts = {s.value: 0 for s in Status}
         for low, high in ranges:
             offset = 0
@@ -209,6 +223,7 @@ class RedisReadModel:
 
     def latency_percentiles(self) -> dict[str, float | None]:
         """Submit→terminal percentiles ranked inside Redis (no list of every latency moves)."""
+        self.projected(None)
         key = f"{self._p}lat"
         n = int(self._r.zcard(key))
         result: dict[str, float | None] = {}
@@ -223,6 +238,7 @@ class RedisReadModel:
 
     def stats_parts(self, window: float) -> dict[str, Any]:
         """Counts, recent activity and latency percentiles for ``stats``."""
+        self.projected(None)
         now = time.time()
         p = self._p
         pipe = self._r.pipeline(transaction=False)
@@ -244,6 +260,7 @@ class RedisReadModel:
         return stats_from_parts(self.stats_parts(window), window, self.backlog())
 
     def levels(self) -> list[StockLevel]:
+        self.projected(None)
         p = self._p
         products = {k.decode(): orjson.loads(v) for k, v in self._r.hgetall(f"{p}products").items()}
         ids = sorted(products)
@@ -268,12 +285,15 @@ class RedisReadModel:
         ]
 
     def count(self) -> int:
+        self.projected(None)
         return int(self._r.zcard(f"{self._p}all"))
 
     def ledger_totals(self) -> dict[str, int]:
+        self.projected(None)
         return {k.decode(): int(v) for k, v in self._r.hgetall(f"{self._p}ledger").items()}
 
     def stock_rows(self) -> dict[str, tuple[int, int]]:
+        self.projected(None)
         p = self._p
         on_hand = {k.decode(): int(v) for k, v in self._r.hgetall(f"{p}onhand").items()}
         held = {k.decode(): int(v) for k, v in self._r.hgetall(f"{p}held").items()}
@@ -321,9 +341,11 @@ class RedisEventLog:
         self._r: Any = r  # redis-py types replies as bytes | str | Awaitable: checked here instead
         self._p = prefix
         self._scan = scan
+        self.projected: Callable[[Iterable[str] | None], None] = lambda ids: None  # as above
 
     def tail(self, after: int, limit: int) -> list[tuple[int, Event]]:
         """Events after ``after``; entry ``<last>-1`` holds the chunk ending at cursor ``last``."""
+        self.projected(None)
         found: list[tuple[int, Event]] = []
         start = after + 1
         while len(found) < limit:
@@ -349,11 +371,14 @@ class RedisEventLog:
         return found
 
     def head(self) -> int:
+        self.projected(None)
         return int(self._r.get(f"{self._p}tailseq") or 0)
 
     def history(self, order_id: str) -> list[Event]:
+        self.projected((order_id,))
         raws = self._r.lrange(f"{self._p}ev:{order_id}", 0, -1)
         return [stored_event(order_id, orjson.loads(raw)) for raw in raws]
 
     def scan(self) -> Iterator[list[Event]]:
+        self.projected(None)
         return self._scan()
