@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,3 +121,28 @@ def test_distributed_benchmark_smoke(tmp_path: Path) -> None:
     assert results["summary"]["of_produce_ceiling"]["1"] > 0
     assert "one_engine_orders_per_second" in results["summary"]
     assert "| 1 | 2,000 |" in proc.stdout
+
+
+def test_kafka_transactions_benchmark_smoke() -> None:
+    """Its own broker, a few transactions with one producer and with two in turn."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "kafka_transactions.py"),
+            "--transactions",
+            "20",
+            "--records",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert len(rows) == 2, proc.stdout
+    for row in rows:
+        found = re.search(r"total ([0-9.]+) / ([0-9.]+)", row)
+        assert found, row
+        assert 0 < float(found[1]) <= float(found[2])
