@@ -80,6 +80,17 @@ class InOrderCommits(Generic[Batch]):
                 self._waiting -= 1
             self._raise_error()
 
+    def wait_written(self, timeout: float) -> None:
+        """Wait up to ``timeout`` until nothing is in flight, without hurrying the interval."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._pending and self._error is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(left)
+            self._raise_error()
+
     def close(self) -> None:
         """Write what was handed over (unless a batch failed), then stop the thread."""
         with self._changed:

@@ -1,7 +1,7 @@
 """The engine's next batch runs while earlier ones are still being written, on both backends.
 
-The writes themselves are slowed down (each waits 80 ms before writing for
-real), so that batches queue up behind them: what the engine reads meanwhile
+The writes themselves are slowed down (each waits 0.8 s before writing for
+real), so that the engine goes on while they run: what it reads meanwhile
 must still be what it did. Orders that end backordered are dropped from memory
 as soon as their batch is handed over; cancels of them arrive in the next
 batches and must find them (on Kafka through a read that waits for the batch
@@ -26,9 +26,11 @@ from realorders import Client, Delays, LineItem, Order, Status
 from realorders.config import Config
 from realorders.engine.engine import Engine, EngineStats
 
-ROUNDS = 12
+ROUNDS = 7
 PER_ROUND = 10  # orders per round: half can be delivered, half wait for stock
-WRITE_DELAY = 0.3
+#: longer than the engine waits on Kafka for the commit in flight before it reads a batch
+#: that is not full (0.5 s), so that it goes on while the batch before is being written
+WRITE_DELAY = 0.8
 RESTOCKED = 4
 _PRODUCT = ("IN", "OUT")  # even order numbers can be delivered, odd ones wait
 
@@ -81,6 +83,15 @@ class _EngineThread:
         return self.engine.stats
 
 
+def _caught_up(shop: Client) -> None:
+    """Until the engine has processed everything, including what it queued itself on
+    Kafka meanwhile (a restock's wake-ups, one per partition, take log positions when
+    the restock commits)."""
+    head = -1
+    while head != (head := shop.engine_info().head):
+        assert shop.wait_processed(head, timeout=60)
+
+
 def test_reads_during_writes_in_flight_see_the_engines_own_batches(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -104,7 +115,7 @@ def test_reads_during_writes_in_flight_see_the_engines_own_batches(
             for r in range(ROUNDS):
                 cancelling = r % 3 == 0  # between, rounds of submissions alone
                 if cancelling:  # the engine has caught up with the rounds before
-                    assert shop.wait_processed(shop.engine_info().head, timeout=30)
+                    _caught_up(shop)
                 shop.submit_many(
                     [
                         Order(f"R{r:02}-{i}", f"c{i}", (LineItem(_PRODUCT[i % 2], 1),))
@@ -121,7 +132,7 @@ def test_reads_during_writes_in_flight_see_the_engines_own_batches(
                         cancelled_ids.append(f"R{r:02}-{i}")
                 if r == ROUNDS // 2:
                     shop.restock("OUT", RESTOCKED)
-            assert shop.wait_processed(shop.engine_info().head, timeout=60)
+            _caught_up(shop)
             states = {s.id: s for s in shop.list_orders(limit=ROUNDS * PER_ROUND + 1)}
         finally:
             stats = engine.stop()

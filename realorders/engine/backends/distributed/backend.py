@@ -83,10 +83,12 @@ _TXN_TIMEOUT_MS = 10_000  # a killed engine's open transaction blocks readers at
 #: Measured on this VM, back-to-back transactions of one producer took 31 ms (p50) of
 #: which 27 were that retry; two producers taking turns, 9 ms: the engine has two.
 _TXN_RETRY_BACKOFF_MS = 20
-#: Seconds between the starts of two transactions. A transaction costs the broker ~8 ms
-#: of CPU here whatever it holds: at 250 orders/s, one per engine batch (60/s) kept the
-#: broker at 0.85 of a core. The engine waits meanwhile and takes what came in one batch.
-_COMMIT_INTERVAL = 0.02
+#: Seconds between the starts of two transactions (so at most 100 a second). Each costs
+#: the broker ~8 ms of CPU here whatever it holds; the engine meanwhile gathers what
+#: comes into its next batch. Measured at 1,000 orders/s, steady state: 20 ms gave p50
+#: 45 ms and 0.42 ms engine CPU per order, none 32-37 ms and 0.47 ms.
+_COMMIT_INTERVAL = 0.01
+_COMMIT_WAIT = 0.5  # seconds the next read waits at most for the commit in flight
 #: A fetch waits for 64 KiB or 5 ms: at 1,000 orders/s a fetch per record arriving (the
 #: default, 1 byte) kept the consumer's I/O thread at 19% of a core, 9% with these.
 _FETCH_MIN_BYTES = 64 * 1024
@@ -320,7 +322,21 @@ class KafkaBackend:
 
         With an empty buffer it waits up to 50 ms for the first record, unless ``wait``
         is False: a look at what has arrived, which must not hold the batch up.
+
+        While a batch is being committed and fewer than ``want`` records wait, it
+        waits for that commit first: the next batch could only go out after it, and
+        taking the records then, not now, puts what arrives meanwhile in it too
+        (at 1,000 orders/s, steady state: p50 66 -> 45 ms). A full batch goes at
+        once: under load the engine still works while the commit runs.
         """
+        commits = self._commits
+        if wait and commits is not None and commits.in_flight:
+            self._fetch(want, 0)
+            if self.commands.buffer.size() < (want or 1):
+                commits.wait_written(_COMMIT_WAIT)
+        self._fetch(want, 50 if wait else 0)
+
+    def _fetch(self, want: int, first_wait_ms: int) -> None:
         consumer = self._consumer
         assert consumer is not None
         buffer = self.commands.buffer
@@ -329,7 +345,7 @@ class KafkaBackend:
             time.sleep(0.05)  # what the fetch would have waited
             return
         limit = want if want > 0 else 5000
-        timeout_ms = 50 if wait and not buffer.size() else 0
+        timeout_ms = first_wait_ms if not buffer.size() else 0
         _finish_join(consumer)
         while limit > 0:
             batches = consumer.poll(timeout_ms=timeout_ms, max_records=limit, update_offsets=True)
