@@ -17,7 +17,6 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,17 +34,13 @@ RESTOCKED = 4
 _PRODUCT = ("IN", "OUT")  # even order numbers can be delivered, odd ones wait
 
 
-@pytest.fixture(params=["sqlite", "kafka"])
-def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
-    """A store with one product in stock and one sold out."""
-    if request.param == "sqlite":
-        config = Config(db=tmp_path / "shop.db")
-    else:
-        config = request.getfixturevalue("kafka_store_config")
-    with Client(config=config, create=True) as client:
+@pytest.fixture
+def config(backend_config: Config) -> Config:
+    """A store with one product in stock and one sold out (on each backend in turn)."""
+    with Client(config=backend_config, create=True) as client:
         client.add_product("IN", "In stock", 5.0, 10_000)
         client.add_product("OUT", "Sold out", 7.0, 0)
-    return config
+    return backend_config
 
 
 def _slowed(write: Callable[..., None], calls: list[int]) -> Callable[..., None]:
