@@ -9,6 +9,11 @@ Effectively once, with Kafka transactions (see docs/architecture.md):
 3. only then it projects the batch into Redis (order rows, history, holds
    made definitive) with one Lua script that skips what it already has.
 
+Steps 2 and 3 (and the batch's settlements before them) run on a commit thread
+while the engine works on the next batch: one batch in flight, two
+transactional producers in turn, and the engine's reads of what is in flight
+wait for it ("The batch pipeline on Kafka" in docs/architecture.md).
+
 A crash between 2 and 3 leaves Redis behind Kafka: whoever owns the partition
 next replays the events topic from the projected offset before processing a
 single command. A crash before 2 leaves provisional holds: the next owner puts
@@ -16,12 +21,13 @@ them back in line with the committed state. Commands of an uncommitted batch
 are redelivered; the engine looks every order up, so nothing happens twice.
 
 The events topic's side (projection, take-over, ``check``, ``watch``) is in
-``projection.py``; this module keeps what shares the group consumer and the
-transactional producer: ownership, intake produce, the batch commit. Which
-engines run and whether the broker answers is ``liveness.py``.
+``projection.py``, what the commit thread sends in ``batch.py``; this module
+keeps what shares the group consumer and the transactional producers:
+ownership, intake produce, the batch commit. Which engines run and whether the
+broker answers is ``liveness.py``.
 
 Longer than 400 lines on purpose: ownership, the transactional commit and the
-rebalance callbacks share one group consumer and one transactional producer,
+rebalance callbacks share one group consumer and the transactional producers,
 and splitting them would spread that shared state across modules.
 """
 
