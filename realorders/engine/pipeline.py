@@ -67,28 +67,29 @@ class InOrderCommits(Generic[Batch]):
             self._changed.notify_all()
 
     def sync(self) -> None:
-        """Wait until every batch handed over is written."""
+        """Wait until every batch handed over is written (a waiting interval is cut short)."""
         if not self._pending and self._error is None:
             return  # the engine's common case: nothing in flight, no lock taken
-        with self._changed:
-            self._waiting += 1
-            self._changed.notify_all()
-            try:
-                while self._pending and self._error is None:
-                    self._changed.wait()
-            finally:
-                self._waiting -= 1
-            self._raise_error()
+        self._wait_written(None, hurry=True)
 
     def wait_written(self, timeout: float) -> None:
         """Wait up to ``timeout`` until nothing is in flight, without hurrying the interval."""
-        deadline = time.monotonic() + timeout
+        self._wait_written(time.monotonic() + timeout, hurry=False)
+
+    def _wait_written(self, deadline: float | None, *, hurry: bool) -> None:
         with self._changed:
-            while self._pending and self._error is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self._changed.wait(left)
+            if hurry:
+                self._waiting += 1
+                self._changed.notify_all()
+            try:
+                while self._pending and self._error is None:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return
+                    self._changed.wait(left)
+            finally:
+                if hurry:
+                    self._waiting -= 1
             self._raise_error()
 
     def close(self) -> None:

@@ -37,7 +37,6 @@ import contextlib
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -142,10 +141,9 @@ class KafkaBackend:
         self._writes = 0  # transactions begun, to take the producers in turn
         self._futures: list[Any] = []
         self._commits: InOrderCommits[CommitBatch] | None = None  # while this runs an engine
-        self._serial = 0  # batches handed to the commit thread
-        self._projected_serial = 0  # the last one written (set by the commit thread)
-        self._unprojected: dict[str, int] = {}  # order id -> serial of its last batch in flight
-        self._handed: deque[tuple[int, list[str]]] = deque()  # (serial, its order ids)
+        # the orders of the last batch handed over: with one batch in flight, the only
+        # ones the read model may not show yet (while the commit thread has work)
+        self._handed_orders: frozenset[str] = frozenset()
         self._consumer: KafkaConsumer | None = None
         self._lag_patience = _LAG_PATIENCE_FIRST
         self._admin: Any = None
@@ -281,7 +279,7 @@ class KafkaBackend:
         self._producer = self._txn_producers[0]
         self._commits = InOrderCommits(
             self._write,
-            depth=1,
+            depth=1,  # one batch in flight: what _handed_orders assumes
             name="realorders-commit",
             interval=_COMMIT_INTERVAL,
         )
@@ -428,8 +426,8 @@ class KafkaBackend:
         batch = self._prepare(changes)
         if batch.empty():
             return
-        commits.put(batch)
-        self._prune_unprojected()
+        commits.put(batch)  # returns once the batch before is written: only this one is left
+        self._handed_orders = frozenset(changes.orders)
 
     def _prepare(self, changes: Changes) -> CommitBatch:
         """Encode the batch on the engine's thread: a snapshot the commit thread can send."""
@@ -441,13 +439,7 @@ class KafkaBackend:
         offsets = self._offsets_to_commit()
         # each event encoded once: spliced into its order's record, and kept by the projection
         encoded, records = encode_batch(changes.events)
-        self._serial += 1
-        serial = self._serial
-        if changes.orders:
-            self._unprojected.update(dict.fromkeys(changes.orders, serial))
-            self._handed.append((serial, list(changes.orders)))
         return CommitBatch(
-            serial=serial,
             position=changes.position,
             settlements=self.inventory.take_settlements(),
             records=records,
@@ -492,7 +484,6 @@ class KafkaBackend:
         self.topic.write(batch.projection, ends)
         if batch.position >= 0:  # -1: dead letters alone, the engine's position stands
             self._last_position = batch.position
-        self._projected_serial = batch.serial
 
     def _committed(self) -> None:
         """Wait until every batch handed over is written (a no-op without an engine)."""
@@ -504,19 +495,9 @@ class KafkaBackend:
         commits = self._commits
         if commits is None or not commits.in_flight:
             return
-        unprojected = self._unprojected
-        if order_ids is None or any(i in unprojected for i in order_ids):
+        handed = self._handed_orders
+        if order_ids is None or any(i in handed for i in order_ids):
             commits.sync()
-
-    def _prune_unprojected(self) -> None:
-        """Forget the orders of written batches (engine thread only, so no lock)."""
-        written = self._projected_serial
-        handed, unprojected = self._handed, self._unprojected
-        while handed and handed[0][0] <= written:
-            serial, ids = handed.popleft()
-            for order_id in ids:
-                if unprojected.get(order_id) == serial:
-                    del unprojected[order_id]
 
     def _offsets_to_commit(self) -> dict[TopicPartition, OffsetAndMetadata]:
         buffer = self.commands.buffer
@@ -661,8 +642,7 @@ class KafkaBackend:
             commits, self._commits = self._commits, None
             with contextlib.suppress(Exception):  # a failed batch: it stays uncommitted
                 commits.close()
-        self._unprojected.clear()
-        self._handed.clear()
+        self._handed_orders = frozenset()
         self._broker.stop()
         if self._consumer is not None:
             with contextlib.suppress(Exception):

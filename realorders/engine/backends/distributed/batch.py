@@ -21,7 +21,6 @@ __all__ = ["CommitBatch"]
 
 @dataclass(frozen=True, slots=True)
 class CommitBatch:
-    serial: int  # hand-over order, 1, 2, …
     position: int  # the engine's position after it; -1: dead letters alone
     settlements: list[list[Any]]  # releases and consumptions (RedisInventory.settle)
     records: list[EventRecord]  # (order id, value, headers), one per order and batch
