@@ -4,15 +4,17 @@ One batch = up to ``batch_size`` commands plus any timer messages that fired
 meanwhile. All of a batch's effects (events, order rows, stock, the command
 position) go to the backend in one :meth:`Backend.commit`, which is what makes
 a crash safe: a restarted engine resumes after the last committed position
-and never sees half a batch. Inventory commands (restock, set) start a batch
-of their own so that the backordered orders they wake are all committed and
-visible to the query that finds them.
+and never sees half a batch. Inventory commands (restock, set, wake) start a
+batch of their own so that the backordered orders they wake are all committed
+and visible to the query that finds them; a run of them in a row is one batch
+(a delivery of many products, or the wakes other engines sent, cost one commit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -145,7 +147,9 @@ class Engine:
         for index, command in enumerate(commands):
             kind = command.kind
             if kind in _INVENTORY_KINDS:
-                return commands[: index or 1]
+                if index:
+                    return commands[:index]
+                return list(itertools.takewhile(lambda c: c.kind in _INVENTORY_KINDS, commands))
             if kind is CommandKind.CANCEL:
                 cancelled = True
             elif cancelled and kind is CommandKind.SUBMIT:
@@ -204,7 +208,9 @@ class Engine:
         position = commands[-1].position if commands else self.position
         changes = scheduler.changes = Changes(position=position)
         if commands and commands[0].kind in _INVENTORY_KINDS:
-            self._apply_inventory(commands[0])
+            woken: set[str] = set()
+            for command in commands:
+                self._apply_inventory(command, woken)
         else:
             self._dispatch(commands)
             scheduler.run_until_quiet()
@@ -280,9 +286,17 @@ class Engine:
                 actor = scheduler.actor(order_id, states.get(order_id))
                 scheduler.tell(actor, Cancel(command.body.get("reason")))
 
-    def _apply_inventory(self, command: Command) -> None:
+    def _apply_inventory(self, command: Command, woken: set[str]) -> None:
+        """Apply one stock change and wake the product's backorders.
+
+        ``woken``: the products this batch has woken already. A wake for one of
+        them is skipped: its backorders were all offered the stock, and nothing
+        committed since (a restock always wakes again).
+        """
         inventory = self.backend.inventory
         product_id = command.body["product_id"]
+        if command.kind is CommandKind.WAKE and product_id in woken:
+            return
         now = self.clock()
         if command.kind is CommandKind.RESTOCK:
             inventory.restock(product_id, int(command.body["quantity"]), now, ref=command.ref)
@@ -295,6 +309,7 @@ class Engine:
         if command.kind is not CommandKind.WAKE:
             self.scheduler.changes.stock_up.add(product_id)
         self._wake_backorders(product_id)
+        woken.add(product_id)
 
     def _wake_backorders(self, product_id: str) -> None:
         """Offer new stock to backordered orders in arrival order until it runs out."""

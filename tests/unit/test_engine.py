@@ -293,6 +293,24 @@ def test_restock_of_one_product_waits_for_the_others(shop: Shop) -> None:
     shop.assert_consistent()
 
 
+def test_a_delivery_of_restocks_is_one_batch(shop: Shop) -> None:
+    """Restocks in a row share a batch; each still wakes its product's backorders in turn."""
+    shop.product("A", 0)
+    shop.product("B", 0)
+    shop.submit("o1", ("A", 1))
+    shop.submit("o2", ("A", 1), ("B", 1))  # woken by A first, short of B until B's turn
+    shop.submit("o3", ("B", 1))
+    shop.run()
+    assert {shop.status(o) for o in ("o1", "o2", "o3")} == {S.BACKORDERED}
+    shop.restock("A", 2)
+    shop.restock("B", 2)
+    stats = shop.run()
+    assert stats.batches == 1
+    assert [shop.status(o) for o in ("o1", "o2", "o3")] == [S.DELIVERED] * 3
+    assert (shop.level("A"), shop.level("B")) == ((0, 0), (0, 0))
+    shop.assert_consistent()
+
+
 def test_a_restock_wakes_more_than_one_page_of_backorders(shop: Shop) -> None:
     shop.product("A", 0)
     shop.submit_many([Order(f"o{i:05}", "ada", (LineItem("A", 1),)) for i in range(1200)])
