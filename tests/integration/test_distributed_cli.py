@@ -217,6 +217,45 @@ def test_two_engines_share_the_orders(kafka_cli: KafkaCli, tmp_path: Path) -> No
     assert "every invariant holds" in report.stdout + report.stderr
 
 
+def test_a_restock_wakes_the_backorders_of_every_engine(
+    kafka_cli: KafkaCli, tmp_path: Path
+) -> None:
+    """A restock is applied by its product's partition owner; the others hear of it by wake."""
+    cli = kafka_cli
+    cli("init", "--inventory", str(write_inventory(tmp_path / "inv.csv", 0)), check=True)
+    orders_file = write_orders(tmp_path / "orders.ndjson", 400, seed=7)
+    demand: dict[str, int] = {}
+    for line in orders_file.read_text().splitlines():
+        for item in json.loads(line)["items"]:
+            demand[item["product_id"]] = demand.get(item["product_id"], 0) + item["quantity"]
+    engines = [start_engine(cli), start_engine(cli)]
+    try:
+        wait_engines_share(cli, 2)
+        cli("import", str(orders_file), check=True)
+        assert wait_finished(cli, 400)["by_status"]["backordered"] == 400  # no stock at all
+        # one delivery of every product: each owner wakes its own partitions' backorders
+        pairs = [str(x) for product, units in sorted(demand.items()) for x in (product, units)]
+        cli("inventory", "restock", *pairs, check=True)
+        wait_for(
+            lambda: stats_or_error(cli),
+            lambda data: data.get("by_status", {}).get("delivered") == 400,
+            progress=work_done,
+            idle_timeout=60,
+            interval=0.5,
+            what="every backorder woken and delivered",
+        )
+    finally:
+        logs = [stop(p) for p in engines]
+    for log in logs:
+        assert "now owns partitions" in log, log
+    with reader(cli) as client:
+        assert {level.product_id: level.on_hand for level in client.levels()} == dict.fromkeys(
+            PRODUCTS, 0
+        )
+    report = cli("check", check=True)
+    assert "every invariant holds" in report.stdout + report.stderr
+
+
 def test_kill_9_one_engine_the_other_takes_over(kafka_cli: KafkaCli, tmp_path: Path) -> None:
     cli = kafka_cli
     cli("init", "--inventory", str(write_inventory(tmp_path / "inv.csv", 300)), check=True)

@@ -444,6 +444,10 @@ class KafkaBackend:
             settlements=self.inventory.take_settlements(),
             records=records,
             wakes=frozenset(changes.stock_up),
+            # this engine has offered the stock to its own partitions' backorders (in the
+            # batch, or right after it); a partition it loses first is offered it by the
+            # engine that takes it over (Engine._rebalanced)
+            wake_partitions=tuple(p for p in range(self.partitions) if p not in self._owned),
             dead=dead,
             offsets=offsets,
             group=consumer.group_metadata() if offsets else None,
@@ -467,7 +471,7 @@ class KafkaBackend:
                     topic, key=order_id.encode(), value=value, partition=p, headers=headers
                 )
                 sent.append((p, future))
-            self._send_wakes(producer, batch.wakes)
+            self._send_wakes(producer, batch.wakes, batch.wake_partitions)
             self._send_dead(producer, batch.dead)
             if batch.offsets:
                 producer.send_offsets_to_transaction(batch.offsets, batch.group)
@@ -514,15 +518,17 @@ class KafkaBackend:
             offsets[tp] = OffsetAndMetadata(offset, "", -1)
         return offsets
 
-    def _send_wakes(self, producer: KafkaProducer, products: frozenset[str]) -> None:
-        if not products:
+    def _send_wakes(
+        self, producer: KafkaProducer, products: frozenset[str], partitions: tuple[int, ...]
+    ) -> None:
+        if not (products and partitions):
             return
-        count = len(products) * self.partitions
+        count = len(products) * len(partitions)
         last = int(self._r.incrby(f"{self._p}seq", count))
         position = last - count
         topic = self.config.commands_topic
         for product in sorted(products):
-            for p in range(self.partitions):
+            for p in partitions:
                 position += 1
                 value = orjson.dumps(
                     {

@@ -25,6 +25,7 @@ class CommitBatch:
     settlements: list[list[Any]]  # releases and consumptions (RedisInventory.settle)
     records: list[EventRecord]  # (order id, value, headers), one per order and batch
     wakes: frozenset[str]  # products whose stock came back
+    wake_partitions: tuple[int, ...]  # where to announce them: the partitions others own
     dead: list[Entry]  # poison commands for the dead-letter topic
     offsets: dict[TopicPartition, OffsetAndMetadata]  # consumed, committed with the events
     group: Any  # the consumer's group metadata when handed over (fences a deposed engine)
