@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import itertools
 import json
 import platform
 import resource
@@ -39,11 +40,13 @@ __all__ = [
     "Args",
     "Clock",
     "Pacer",
+    "delivery",
     "parse_args",
     "percentiles",
     "percentiles_sql",
     "proc_cpu",
     "realorders_cmd",
+    "segments",
     "skip",
     "versions",
     "write_result",
@@ -258,6 +261,36 @@ def percentiles_sql(
         ).fetchone()
         out[f"p{p:g}"] = float(value)
     return out
+
+
+def segments(
+    args: Args, restocks: list[workload.Restock]
+) -> list[tuple[Path | None, list[workload.Restock]]]:
+    """The orders in NDJSON files split where restocks fall due: ``[(file, restocks after it)]``.
+
+    Without restocks, one ``orders.ndjson`` with every order (what
+    ``workload.write_files_for`` writes). A segment with no orders (a restock
+    due before the first order, or after the last) has no file.
+    """
+    waves: dict[int, list[workload.Restock]] = {}
+    for r in restocks:
+        waves.setdefault(r.after, []).append(r)
+    orders = args.orders()
+    steps: list[tuple[Path | None, list[workload.Restock]]] = []
+    done = 0
+    for end in sorted({*waves, args.n}):
+        path = args.dir / (f"orders-{len(steps)}.ndjson" if waves else "orders.ndjson")
+        with path.open("w") as f:
+            for order in itertools.islice(orders, max(0, end - done)):
+                f.write(json.dumps(workload.order_json(order), separators=(",", ":")) + "\n")
+        steps.append((path if end > done else None, waves.get(end, [])))
+        done = max(done, end)
+    return steps
+
+
+def delivery(restocks: list[workload.Restock]) -> list[str]:
+    """``SKU QTY SKU QTY …``: the arguments of one ``inventory restock``."""
+    return [arg for r in restocks for arg in (r.sku, str(r.quantity))]
 
 
 def versions(*packages: str) -> dict[str, str]:

@@ -4,7 +4,8 @@
 Not a contender: no stock, no events, no Redis. On a broker of its own
 (``scripts/services``), N records, byte for byte the submit commands that
 ``realorders import`` produces for this workload (same keys, same values,
-built before the clock), go to a topic with realorders' partition count through
+built before the clock; with ``--workload restock`` the restock commands too, at
+their places, keyed by product), go to a topic with realorders' partition count through
 kafka-python's KafkaProducer with the intake's settings (acks=all, idempotent,
 linger 5 ms, 256 KB batches), then a KafkaConsumer reads them all back (5,000
 records per poll, as the engine's consumer). ``seconds`` is produce + consume
@@ -35,6 +36,7 @@ except ImportError as missing:
     common.skip(f"not installed: {missing.name}")
 
 MODES = ("saturation",)
+WORKLOADS = ("standard", "backorder", "restock")
 KIND = "ceiling"
 GROUP = "kafka"
 MAX_N = 100_000  # as the group; it holds every record (532 MB peak RSS at 100k)
@@ -42,14 +44,25 @@ PARTITIONS = 12  # as realorders_kafka's topics
 
 
 def records(args: common.Args) -> list[tuple[bytes, bytes]]:
+    """Each order's submit command, and each restock's where it falls due (keyed by product)."""
     now = time.time()
-    return [
-        (
-            order.order_id.encode(),
-            encode_command(CommandKind.SUBMIT, order.order_id, workload.order_json(order), i, now),
-        )
-        for i, order in enumerate(args.orders(), 1)
-    ]
+    due = sorted(args.restocks(), reverse=True)
+    out: list[tuple[bytes, bytes]] = []
+
+    def restocks_up_to(submitted: int) -> None:
+        while due and due[-1].after <= submitted:
+            r = due.pop()
+            body = {"product_id": r.sku, "quantity": r.quantity}
+            value = encode_command(CommandKind.RESTOCK, None, body, len(out) + 1, now)
+            out.append((r.sku.encode(), value))
+
+    for i, order in enumerate(args.orders()):
+        restocks_up_to(i)
+        body = workload.order_json(order)
+        value = encode_command(CommandKind.SUBMIT, order.order_id, body, len(out) + 1, now)
+        out.append((order.order_id.encode(), value))
+    restocks_up_to(args.n)
+    return out
 
 
 def main() -> None:
@@ -86,7 +99,7 @@ def main() -> None:
         stock=out.stock,
         latency={"p50": 0.0, "p99": 0.0},
         notes=(
-            f"a ceiling, not a contender: {args.n:,} submit-command records "
+            f"a ceiling, not a contender: {len(batch):,} command records (submits, restocks) "
             f"({extra['record_bytes_mean']:.0f} B) on {PARTITIONS} partitions, produced in "
             f"{produce_seconds:.2f} s ({extra['produce_records_per_second']:,.0f}/s) then "
             f"consumed in {consume_seconds:.2f} s ({extra['consume_records_per_second']:,.0f}/s); "

@@ -50,7 +50,6 @@ time the order was appended) from the store's tables.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
@@ -163,31 +162,6 @@ def wait_processed(db: Path) -> None:
             time.sleep(0.005)
 
 
-def segments(
-    args: common.Args, restocks: list[workload.Restock]
-) -> list[tuple[Path | None, list[workload.Restock]]]:
-    """The orders in NDJSON files split where restocks fall due: ``[(file, restocks after it)]``.
-
-    Without restocks, one ``orders.ndjson`` with every order (what
-    ``workload.write_files_for`` writes). A segment with no orders (a restock
-    due before the first order, or after the last) has no file.
-    """
-    waves: dict[int, list[workload.Restock]] = {}
-    for r in restocks:
-        waves.setdefault(r.after, []).append(r)
-    orders = args.orders()
-    steps: list[tuple[Path | None, list[workload.Restock]]] = []
-    done = 0
-    for end in sorted({*waves, args.n}):
-        path = args.dir / (f"orders-{len(steps)}.ndjson" if waves else "orders.ndjson")
-        with path.open("w") as f:
-            for order in itertools.islice(orders, max(0, end - done)):
-                f.write(json.dumps(workload.order_json(order), separators=(",", ":")) + "\n")
-        steps.append((path if end > done else None, waves.get(end, [])))
-        done = max(done, end)
-    return steps
-
-
 class Restocking:
     """At a rate: ``realorders inventory restock`` processes, started once their orders are in.
 
@@ -219,7 +193,7 @@ class Restocking:
         self._wait_appended()
         due, self.due = self.due, []
         proc = subprocess.Popen(
-            [*self.cmd, "inventory", "restock", *delivery(due)],
+            [*self.cmd, "inventory", "restock", *common.delivery(due)],
             env=self.env,
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
@@ -247,14 +221,9 @@ class Restocking:
         for due, proc in self.running:
             _, stderr = proc.communicate()
             if proc.returncode != 0:
-                pairs = " ".join(delivery(due))
+                pairs = " ".join(common.delivery(due))
                 raise SystemExit(f"realorders inventory restock {pairs} failed: {stderr}")
         self.running.clear()
-
-
-def delivery(restocks: list[workload.Restock]) -> list[str]:
-    """``SKU QTY SKU QTY …``: the arguments of one ``inventory restock``."""
-    return [arg for r in restocks for arg in (r.sku, str(r.quantity))]
 
 
 def saturate(
@@ -265,13 +234,13 @@ def saturate(
     clock: common.Clock,
 ) -> str:
     """Import everything (with the deliveries at their places), then run until idle; how."""
-    steps = segments(args, restocks)  # untimed: the files
+    steps = common.segments(args, restocks)  # untimed: the files
     clock.start()
     for orders_file, due in steps:
         if orders_file is not None:
             run(cmd, env, args.dir, "import", str(orders_file))
         if due:
-            run(cmd, env, args.dir, "inventory", "restock", *delivery(due))
+            run(cmd, env, args.dir, "inventory", "restock", *common.delivery(due))
     run(cmd, env, args.dir, "run", "--until-idle", "--delays", ZERO_DELAYS)
     clock.stop()
     clock.stop_cpu()

@@ -15,9 +15,22 @@ partition. Timed:
   ``Client.submit`` does for one order): each order is in Kafka (acks=all)
   when its submit returns. Latency runs from each order's due time.
 
+Restocks (``--workload restock``) are queued with ``Client.restock_many``, one
+delivery (the restocks due at one point of the workload) at a time, from this
+process: at saturation the orders file is split where deliveries fall due
+(untimed, ``common.segments``) and each ``import`` of a segment is followed by
+its delivery; at a rate the pacer queues each restock once the orders before
+it are appended. A restock is keyed by its product, so it may reach the engine
+before orders appended ahead of it on other partitions: those that need the
+product are backordered, then woken by it (more events, the same final state:
+the workload's outcome does not depend on the processing order).
+
 The clock stops when Redis counts every order delivered or backordered (one
-HGETALL every ``POLL_SECONDS``), as benchmarks/distributed.py does. Counts and
-stock come back through the Client API, events from the order rows in Redis.
+HGETALL every ``POLL_SECONDS``), as benchmarks/distributed.py does, and, with
+restocks, the engines' group has committed every command in the topic (its
+lag is 0: the restocks and the wakes they sent are processed). Counts and
+stock come back through the Client API once the engine has stopped (a stop
+writes every batch it handed over), events from the order rows in Redis.
 Latency ends when the order's settled state (delivered or backordered) can be
 read: a thread follows the projection's tail stream in Redis (``XREAD``, which
 the engine writes only after Kafka committed the batch) and notes when each
@@ -65,6 +78,7 @@ POLL_SECONDS = 0.05
 JOIN_TIMEOUT = 60.0
 OWNS = re.compile(rb"now owns partitions \[([0-9, ]*)\]")
 ZERO_DELAYS = "pack=0,ship=0,deliver=0"
+WORKLOADS = ("standard", "backorder", "restock")
 DURABILITY = (
     "Kafka acks=all, transactions (events + consumed offsets, one per engine batch of up to "
     "2,000 commands); Redis read model and stock written after each commit, "
@@ -150,13 +164,20 @@ class Engine:
         return code
 
 
-def wait_settled(client: Client, engine: Engine, n: int) -> None:
-    """Until Redis counts ``n`` orders delivered or backordered (the projection is committed)."""
+def wait_settled(client: Client, engine: Engine, n: int, *, every_command: bool) -> None:
+    """Until Redis counts ``n`` orders delivered or backordered (the projection is committed).
+
+    ``every_command``: then also until the group's lag is 0. A backordered order
+    counts as settled, but a restock still in the topic, or the wakes it sent,
+    would deliver some of them.
+    """
     read_model = client.backend.orders
     deadline = time.monotonic() + max(600.0, n / 50)
     while True:
         counts = read_model.counts()
-        if counts.get("delivered", 0) + counts.get("backordered", 0) >= n:
+        if counts.get("delivered", 0) + counts.get("backordered", 0) >= n and (
+            not every_command or client.backend.backlog() == 0
+        ):
             return
         if not engine.alive():
             raise SystemExit(f"realorders run exited {engine.proc.returncode}: see {engine.log}")
@@ -234,14 +255,24 @@ def submit_all(
     client: Client,
     clock: common.Clock,
     pacer: common.Pacer,
-    import_cmd: list[str],
+    steps: list[tuple[Path | None, list[workload.Restock]]],
     env: dict[str, str],
 ) -> str:
-    """The timed intake: one ``import`` at saturation, else a paced submitter; says which."""
+    """The timed intake: ``import`` at saturation, else a paced submitter; says which.
+
+    ``steps``: at saturation, the orders files and the delivery due after each.
+    """
+    restocks = args.restocks()
+    deliveries = f"; {len(restocks)} restocks queued by Client.restock_many" if restocks else ""
     if args.rate <= 0:
         clock.start()
-        run(import_cmd, env, args.dir)
-        return "import FILE (1,000 orders per intake batch) while run works"
+        for orders_file, due in steps:
+            if orders_file is not None:
+                run(common.realorders_cmd(), env, args.dir, "import", str(orders_file))
+            if due:
+                client.restock_many([(r.sku, r.quantity) for r in due])
+        segments = f" ({len(steps)} segments, each followed by its delivery)" if restocks else ""
+        return f"import FILE{segments} (1,000 orders per intake batch) while run works{deliveries}"
     intake = client.backend.commands
 
     def submit(batch: list[workload.Order]) -> None:
@@ -249,16 +280,18 @@ def submit_all(
             [Order(o.order_id, o.customer, tuple(LineItem(*x) for x in o.lines)) for o in batch]
         )
 
-    pacer.run(args.orders(), submit, clock)
-    return "a paced submitter appends each tick's due orders (Client intake)"
+    def restock(r: workload.Restock) -> None:
+        client.restock(r.sku, r.quantity)
+
+    pacer.run(args.orders(), submit, clock, restocks=restocks, restock=restock)
+    return f"a paced submitter appends each tick's due orders (Client intake){deliveries}"
 
 
 def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
     kafka_services.stop_on_signals()
-    orders_file, inventory = workload.write_files_for(
-        args.n, args.seed, args.products, args.dir, shape=args.workload
-    )
+    inventory = workload.write_inventory(args.stock(), args.dir)
+    steps = common.segments(args, args.restocks()) if args.rate <= 0 else []
     cmd = common.realorders_cmd()
     with kafka_services.Services(args.dir) as services:
         env = store_env(services)
@@ -275,13 +308,13 @@ def main() -> None:
             with Client(config=config, create=False) as client:
                 engine_cpu = common.proc_cpu(engine.proc.pid)
                 services.mark_cpu()
-                importing = [*cmd, "import", str(orders_file)]
-                how = submit_all(args, client, clock, pacer, importing, env)
-                wait_settled(client, engine, args.n)
+                how = submit_all(args, client, clock, pacer, steps, env)
+                wait_settled(client, engine, args.n, every_command=bool(args.restocks()))
                 clock.stop()
                 service_cpu = services.cpu()
                 engine_cpu = common.proc_cpu(engine.proc.pid) - engine_cpu
                 clock.stop_cpu()  # this process and the import child, not the engine yet
+                code = engine.stop()  # it writes every batch it handed over: reads see them
                 counts = client.backend.orders.counts()
                 stock = {level.product_id: level.available for level in client.levels()}
                 service_rss = services.rss_mb()
