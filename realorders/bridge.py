@@ -155,6 +155,8 @@ class OrderEventsBridge:
         """Take in pages until ``stop`` is set (a page in hand is finished first)."""
         self.open()
         try:
+            if self._publisher is not None:
+                self._publisher.start()
             if started is not None:
                 started()
             while not stop.is_set():

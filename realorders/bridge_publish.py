@@ -10,7 +10,8 @@ carry a ``realorders-origin`` header naming this store, and a bridge skips its
 own store's messages when it reads the topic.
 
 It starts with the orders the engine processes after its first start on a
-store (history is not replayed). The cursor is kept in the store after each
+store (history is not replayed): the place is pinned when the bridge opens,
+before it joins its group. The cursor is kept in the store after each
 page is flushed: delivery is at
 least once (a crash between the flush and the cursor sends that page again,
 under the same keys), never a gap.
@@ -51,14 +52,23 @@ class CreatedPublisher:
         self._origin = store_origin(client)
         self._cursor: int | None = None
 
+    def start(self) -> None:
+        """Pin where publishing starts: the kept cursor, else (a first run) the log's head now.
+
+        Called when the bridge opens, before it takes anything in or joins its
+        group (seconds): an order processed meanwhile is published, not skipped.
+        """
+        kept = self.client.source_offsets(self.cursor_source).get("events")
+        if kept is None:  # first run on this store: from now on, not its history
+            kept = self.client.head()
+            self.client.submit_from_source([], self.cursor_source, {"events": kept})
+        self._cursor = kept
+
     def step(self) -> int:
         """Publish the next page's new orders; returns how many events were read."""
-        if self._cursor is None:  # first run on this store: from now on, not its history
-            kept = self.client.source_offsets(self.cursor_source).get("events")
-            if kept is None:
-                kept = self.client.head()
-                self.client.submit_from_source([], self.cursor_source, {"events": kept})
-            self._cursor = kept
+        if self._cursor is None:
+            self.start()
+        assert self._cursor is not None
         page = self.client.events(self._cursor, PAGE)
         if not page:
             return 0

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from services import sasl_ssl_kafka_config, untrusted_ca_file
 from waiting import wait_for
 
 from realorders import Client, Delays, LineItem, Status
+from realorders.bridge import BridgeOptions, OrderEventsBridge
 from realorders.config import Config
 from realorders.engine.backends.distributed.admin import admin_client
 from realorders.engine.backends.distributed.connect import kafka_kwargs
@@ -338,6 +340,36 @@ def test_publish_writes_order_created_for_realorders_own_orders_only(
         "Items": [{"ProductId": "KB-01", "Quantity": 3}],
         "Status": "Created",
     }
+
+
+def test_publish_starts_when_the_bridge_says_it_has_started(shop: Shop) -> None:
+    """An order processed while the bridge joins its group is published, not skipped."""
+    done = threading.Event()
+
+    def process_an_order_at_once() -> None:  # before the bridge's first poll, let alone join
+        shop.client.submit(customer_id="ada", items=[LineItem("KB-01", 1)], order_id="own-2")
+        shop.client.run(until_idle=True, delays=Delays(), handle_signals=False)
+        done.set()
+
+    options = BridgeOptions(topic=shop.topic, group=shop.group, publish=True)
+    stop = threading.Event()
+    with Client(config=shop.config) as client:
+        bridging = OrderEventsBridge(client, shop.config, options)
+        thread = threading.Thread(
+            target=bridging.run, args=(stop,), kwargs={"started": process_an_order_at_once}
+        )
+        thread.start()
+        try:
+            wait_for(done.is_set, bool, what="own-2 processed")
+            wait_for(
+                lambda: [key for key, _, _ in read_topic(shop)],
+                lambda keys: b"own-2" in keys,
+                what="own-2 published",
+            )
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+    assert bridging.stats.published == 1
 
 
 def test_a_missing_topic_is_one_line_not_a_silent_wait(shop: Shop, tmp_path: Path) -> None:
