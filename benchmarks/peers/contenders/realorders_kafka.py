@@ -255,6 +255,7 @@ def submit_all(
     client: Client,
     clock: common.Clock,
     pacer: common.Pacer,
+    restocks: list[workload.Restock],
     steps: list[tuple[Path | None, list[workload.Restock]]],
     env: dict[str, str],
 ) -> str:
@@ -262,7 +263,6 @@ def submit_all(
 
     ``steps``: at saturation, the orders files and the delivery due after each.
     """
-    restocks = args.restocks()
     deliveries = f"; {len(restocks)} restocks queued by Client.restock_many" if restocks else ""
     if args.rate <= 0:
         clock.start()
@@ -291,7 +291,8 @@ def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
     kafka_services.stop_on_signals()
     inventory = workload.write_inventory(args.stock(), args.dir)
-    steps = common.segments(args, args.restocks()) if args.rate <= 0 else []
+    restocks = args.restocks()  # untimed: a pass over every order
+    steps = common.segments(args, restocks) if args.rate <= 0 else []
     cmd = common.realorders_cmd()
     with kafka_services.Services(args.dir) as services:
         env = store_env(services)
@@ -308,13 +309,13 @@ def main() -> None:
             with Client(config=config, create=False) as client:
                 engine_cpu = common.proc_cpu(engine.proc.pid)
                 services.mark_cpu()
-                how = submit_all(args, client, clock, pacer, steps, env)
-                wait_settled(client, engine, args.n, every_command=bool(args.restocks()))
+                how = submit_all(args, client, clock, pacer, restocks, steps, env)
+                wait_settled(client, engine, args.n, every_command=bool(restocks))
                 clock.stop()
                 service_cpu = services.cpu()
                 engine_cpu = common.proc_cpu(engine.proc.pid) - engine_cpu
                 clock.stop_cpu()  # this process and the import child, not the engine yet
-                code = engine.stop()  # it writes every batch it handed over: reads see them
+                engine.stop()  # it writes every batch it handed over: reads see them
                 counts = client.backend.orders.counts()
                 stock = {level.product_id: level.available for level in client.levels()}
                 service_rss = services.rss_mb()

@@ -447,7 +447,9 @@ class KafkaBackend:
             # this engine has offered the stock to its own partitions' backorders (in the
             # batch, or right after it); a partition it loses first is offered it by the
             # engine that takes it over (Engine._rebalanced)
-            wake_partitions=tuple(p for p in range(self.partitions) if p not in self._owned),
+            wake_partitions=tuple(p for p in range(self.partitions) if p not in self._owned)
+            if changes.stock_up
+            else (),
             dead=dead,
             offsets=offsets,
             group=consumer.group_metadata() if offsets else None,
